@@ -1,0 +1,1 @@
+"""ttsctl: the release control plane (CLI, runner wrapper, audit log, webhook receiver)."""
