@@ -1,11 +1,11 @@
 """The built-in engine speaks: deterministic, 44.1 kHz, audible, unclipped, intelligible."""
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tts_app.audio import resample
 from tts_app.engines.base import EngineError
 from tts_app.model import load_model
 
@@ -108,10 +108,7 @@ def recognise(audio: torch.Tensor) -> list[str]:
     """Words an off-the-shelf recogniser (pocketsphinx, its model ships in the wheel) hears."""
     from pocketsphinx import Decoder
 
-    # Band-limited resampling to the recogniser's 16 kHz: keep the spectrum below 8 kHz.
-    length = audio.shape[0] * 16000 // 44100
-    spectrum = torch.fft.rfft(audio.double())[: length // 2 + 1]
-    resampled = torch.fft.irfft(spectrum, n=length) * (length / audio.shape[0])
+    resampled = resample(audio, 44100, 16000)
     raw = (resampled.clamp(-1, 1) * 32767).to(torch.int16).numpy().tobytes()
     decoder = Decoder(samprate=16000, logfn="/dev/null")
     decoder.start_utt()
