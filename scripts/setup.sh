@@ -30,7 +30,7 @@ stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
 if [[ ! -f $stamp ]]; then
   log "installing Python packages into .venv (torch is pinned; first run takes a few minutes)"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[test]"
+  .venv/bin/pip install -q -e ".[control,test]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 log "environment ready: $(.venv/bin/python -c 'import torch,sys; print("python", sys.version.split()[0], "torch", torch.__version__)')"

@@ -1,0 +1,127 @@
+"""Release-state transitions: what each action may do, and what it must refuse."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+release = load("release_state", "plugins/modules/release_state.py")
+filters = load("tts_filters", "plugins/filter/tts.py")
+EMPTY = json.loads(json.dumps(release.EMPTY))
+
+
+def step(state, action, **kwargs):
+    return release.transition(state, action, **kwargs)
+
+
+@pytest.fixture
+def deployed():
+    state = step(EMPTY, "deploy", version="1.5", image="img:1.5")
+    return step(state, "deploy", version="2.0", image="img:2.0")
+
+
+def test_first_deploy_goes_live_on_blue():
+    state = step(EMPTY, "deploy", version="1.5", image="img:1.5")
+    assert state["active"] == "blue" and state["phase"] == "stable"
+    assert state["colors"] == {"blue": {"version": "1.5", "image": "img:1.5"}, "green": None}
+
+
+def test_second_deploy_is_a_parked_candidate_on_the_idle_colour(deployed):
+    assert deployed["active"] == "blue" and deployed["phase"] == "deployed"
+    assert deployed["colors"]["green"]["version"] == "2.0" and deployed["candidate_weight"] == 0
+
+
+def test_canary_promote_rollback_cycle(deployed):
+    canary = step(deployed, "canary", weight="5")
+    assert (canary["candidate_weight"], canary["phase"]) == (5, "canary")
+    promoted = step(canary, "promote")
+    assert (promoted["active"], promoted["candidate_weight"], promoted["phase"]) == ("green", 0, "promoted")
+    rolled = step(promoted, "rollback")
+    assert (rolled["active"], rolled["candidate_weight"], rolled["phase"]) == ("blue", 0, "rolled_back")
+
+
+def test_rollback_during_canary_parks_the_candidate(deployed):
+    rolled = step(step(deployed, "canary", weight=50), "rollback")
+    assert (rolled["active"], rolled["candidate_weight"], rolled["phase"]) == ("blue", 0, "rolled_back")
+
+
+def test_repeating_an_action_changes_nothing(deployed):
+    canary = step(deployed, "canary", weight=5)
+    assert step(canary, "canary", weight=5) == canary
+    promoted = step(canary, "promote")
+    assert step(promoted, "promote") == promoted
+    rolled = step(promoted, "rollback")
+    assert step(rolled, "rollback") == rolled
+    assert step(deployed, "deploy", version="2.0", image="img:2.0") == deployed
+
+
+@pytest.mark.parametrize("weight", [-1, 101, "abc", "5.5", "", None, " 7x"])
+def test_invalid_weights_are_refused(deployed, weight):
+    with pytest.raises(release.Refused, match="whole number from 0 to 100"):
+        step(deployed, "canary", weight=weight)
+
+
+def test_transitions_without_a_candidate_are_refused():
+    live = step(EMPTY, "deploy", version="1.5", image="img:1.5")
+    with pytest.raises(release.Refused, match="no candidate is deployed"):
+        step(live, "canary", weight=5)
+    with pytest.raises(release.Refused, match="no candidate to promote"):
+        step(live, "promote")
+    with pytest.raises(release.Refused, match="nothing to roll back to"):
+        step(live, "rollback")
+
+
+def test_canary_of_the_previous_version_after_promote_is_refused(deployed):
+    promoted = step(deployed, "promote")
+    with pytest.raises(release.Refused, match="previous version 1.5"):
+        step(promoted, "canary", weight=5)
+
+
+def test_state_file_is_replaced_atomically(tmp_path):
+    path = tmp_path / "state" / "release.json"
+    release.save(str(path), step(EMPTY, "deploy", version="1.5", image="i"))
+    assert json.loads(path.read_text())["active"] == "blue"
+    assert [p.name for p in path.parent.iterdir()] == ["release.json"]  # no temporary left
+
+
+SERVERS = filters.tts_servers(["gpu1", "gpu2"], {"gpu1": {"tts_stack_gpus": [0, 1]}, "gpu2": {}})
+
+
+def test_servers_interleave_colour_ports_per_gpu():
+    blue = [(s["host"], s["port"]) for s in SERVERS if s["color"] == "blue"]
+    green = [(s["host"], s["port"]) for s in SERVERS if s["color"] == "green"]
+    assert blue == [("gpu1", 6006), ("gpu1", 6008), ("gpu2", 6006)]
+    assert green == [("gpu1", 6007), ("gpu1", 6009), ("gpu2", 6007)]
+
+
+def test_weights_split_each_colours_share_evenly(deployed):
+    weights = filters.tts_weights(step(deployed, "canary", weight=30), SERVERS)
+    blue = sum(w for n, w in weights.items() if n.startswith("blue"))
+    green = sum(w for n, w in weights.items() if n.startswith("green"))
+    assert abs(green / (blue + green) - 0.30) < 0.01
+    assert len({w for n, w in weights.items() if n.startswith("green")}) == 1
+
+
+def test_weights_go_to_the_servers_that_are_up(deployed):
+    state = step(deployed, "canary", weight=10)
+    up = [s["name"] for s in SERVERS if s["name"] != "green-gpu1-1"]
+    weights = filters.tts_weights(state, SERVERS, up)
+    assert weights["green-gpu1-1"] == 0
+    assert weights["green-gpu1-0"] == weights["green-gpu2-0"] > 0
+
+
+def test_weight_zero_parks_the_candidate_and_small_shares_stay_nonzero(deployed):
+    parked = filters.tts_weights(deployed, SERVERS)
+    assert all(w == 0 for n, w in parked.items() if n.startswith("green"))
+    tiny = filters.tts_weights(step(deployed, "canary", weight=1), SERVERS)
+    assert all(w >= 1 for n, w in tiny.items() if n.startswith("green"))
