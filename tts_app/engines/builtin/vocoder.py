@@ -71,6 +71,7 @@ class Renderer:
 
     def __init__(self, tracks: Tracks, *, sample_rate: int, hop: int, formant_scale: float,
                  tilt: float, vibrato: float, noise: NoiseBank, seed: int, device: str):
+        tracks = Tracks(**{name: value.to(device) for name, value in vars(tracks).items()})
         self.tracks = tracks
         self.sample_rate, self.hop = sample_rate, hop
         self.formant_scale, self.tilt = formant_scale, tilt
@@ -79,10 +80,10 @@ class Renderer:
         self.total = (tracks.frames - 1) * hop
         self.phase = 0.0
         self.noise_offset = seed % NOISE_TABLE_SAMPLES
-        t = torch.arange(tracks.frames, dtype=torch.float32) * hop / sample_rate
+        t = torch.arange(tracks.frames, dtype=torch.float32, device=device) * hop / sample_rate
         wobble = vibrato * torch.sin(2 * torch.pi * 4.7 * t) + 0.5 * vibrato * torch.sin(
             2 * torch.pi * 1.3 * t + seed % 7)
-        self.pitch = (tracks.pitch * (1 + wobble)).to(device)
+        self.pitch = tracks.pitch * (1 + wobble)
         self.cutoff = min(0.45 * sample_rate, 11000.0)
 
     def _frames(self, start: int, stop: int) -> tuple[slice, torch.Tensor]:
@@ -107,9 +108,9 @@ class Renderer:
         harmonics = int(self.cutoff // float(pitch.min())) + 1
         k = torch.arange(1, harmonics + 1, device=self.device, dtype=torch.float32)
         freqs = pitch.unsqueeze(1) * k                                       # [F, K]
-        envelope = formant_envelope(freqs, tracks.formants[frames].to(self.device),
-                                    tracks.bandwidth[frames].to(self.device), self.formant_scale)
-        amplitude = (tracks.voicing[frames].to(self.device).unsqueeze(1) * envelope
+        envelope = formant_envelope(freqs, tracks.formants[frames], tracks.bandwidth[frames],
+                                    self.formant_scale)
+        amplitude = (tracks.voicing[frames].unsqueeze(1) * envelope
                      * k.pow(-self.tilt) * (freqs < self.cutoff))
         amplitude = self._interpolate(amplitude, position)                   # [N, K]
         f0 = self._interpolate(pitch, position).double()
@@ -119,8 +120,8 @@ class Renderer:
         waves = torch.sin(phase.float().unsqueeze(1) * k)  # k * phase < 2 pi K: float32 is exact enough
         voiced = (amplitude * waves).sum(1) * HARMONIC_GAIN
 
-        gains = self._interpolate(self.noise.band_gains(tracks, frames, self.formant_scale)
-                                  .to(self.device), position)                # [N, B]
+        gains = self._interpolate(self.noise.band_gains(tracks, frames, self.formant_scale),
+                                  position)                                  # [N, B]
         index = (torch.arange(start, stop, device=self.device) + self.noise_offset) % NOISE_TABLE_SAMPLES
         unvoiced = (gains * self.noise.table[:, index].T).sum(1) * NOISE_LEVEL
         return (voiced + unvoiced).clamp(-0.99, 0.99).cpu()
