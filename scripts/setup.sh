@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc git curl ca-certificates
-              chromium haproxy)
+              chromium haproxy prometheus prometheus-alertmanager)
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 
@@ -16,6 +16,10 @@ done
 if ((${#missing[@]})); then
   log "installing system packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # The roles start and configure these servers themselves: keep the packages' own
+  # init scripts from starting them with distribution defaults during install.
+  policy=/usr/sbin/policy-rc.d
+  [[ -e $policy ]] || { printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; trap 'rm -f "$policy"' EXIT; }
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

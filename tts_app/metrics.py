@@ -46,6 +46,9 @@ WORKERS = Gauge(
 GPU_MEMORY = Gauge(  # labelled so that a CPU server exports no series rather than a false 0
     "tts_gpu_memory_used_bytes", "GPU memory allocated by the workers, by device (CUDA only).",
     ["device"], multiprocess_mode="livesum")
+PROCESS_MEMORY = Gauge(  # the memory rule's fallback where there is no GPU
+    "tts_process_resident_memory_bytes", "Resident memory of the worker processes.",
+    multiprocess_mode="livesum")
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
@@ -62,14 +65,25 @@ def observe_speech(audio_seconds: float, synthesis_seconds: float) -> None:
 def worker_started(model: str, version: str, color: str, engine: str) -> None:
     MODEL_INFO.labels(model=model, version=version, color=color, engine=engine).set(1)
     WORKERS.set(1)
+    PROCESS_MEMORY.set(resident_bytes())
 
 
-def update_gpu_memory(device: str) -> None:
+def update_memory(device: str) -> None:
     """Set from the worker itself: multiprocess gauges cannot call back at scrape time."""
+    PROCESS_MEMORY.set(resident_bytes())
     if device.startswith("cuda"):
         import torch
 
         GPU_MEMORY.labels(device=device).set(torch.cuda.memory_allocated(device))
+
+
+def resident_bytes() -> int:
+    """This process's resident set size (Linux /proc; 0 where that is missing)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def exposition() -> tuple[bytes, str]:

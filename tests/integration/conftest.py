@@ -72,12 +72,20 @@ class TtsServer:
                 response = requests.get(f"{self.url}/ready", timeout=2)
             except requests.ConnectionError:
                 response = None
-            if response is not None and response.status_code == 200:
+            if response is not None and response.status_code == 200 and self._all_workers_ready():
                 return self
             if response is not None and "model_failed" in response.text:
                 pytest.fail(f"the model failed to load: {response.json()['error']['message']}")
             time.sleep(0.2)
         pytest.fail(f"tts-serve not ready within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def _all_workers_ready(self) -> bool:
+        """Each worker loads its own model: wait until every one has answered /ready 200."""
+        with open(self.log_path, "rb") as log:
+            lines = log.read().decode(errors="replace").splitlines()
+        ready = {line.rsplit("pid=", 1)[1] for line in lines
+                 if '"GET /ready ' in line and '" 200 ' in line and "pid=" in line}
+        return len(ready) >= len(self.worker_pids())
 
     def terminate(self) -> None:
         if self.process and self.process.poll() is None:

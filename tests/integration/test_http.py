@@ -294,7 +294,8 @@ def test_metrics_expose_every_series_with_tts_names(tts_server, manifest):
     assert {"tts_http_requests_total", "tts_http_request_duration_seconds_count",
             "tts_http_requests_in_flight", "tts_audio_seconds_total",
             "tts_real_time_factor_ratio_count", "tts_model_info",
-            "tts_worker_processes"} <= names
+            "tts_worker_processes", "tts_process_resident_memory_bytes"} <= names
+    assert count(scraped, "tts_process_resident_memory_bytes") > 50e6  # torch alone is more
     assert count(scraped, "tts_model_info", model=manifest["model"], version=manifest["version"],
                  color="green", engine=manifest["engine"]) == 1
     on_gpu = tts_server.get("/version").json()["device"].startswith("cuda")

@@ -36,6 +36,6 @@ def account_request(response: Response) -> Response:
 
 @bp.get("/metrics")
 def scrape():
-    metrics.update_gpu_memory(current_service().device)
+    metrics.update_memory(current_service().device)
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)

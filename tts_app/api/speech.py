@@ -41,7 +41,7 @@ def create_speech():
         raise
     # Released when the last byte is sent (or the client goes away), not when the view returns.
     response.call_on_close(lease.release)
-    response.call_on_close(lambda: metrics.update_gpu_memory(service.device))
+    response.call_on_close(lambda: metrics.update_memory(service.device))
     return response
 
 
