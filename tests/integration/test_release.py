@@ -1,0 +1,173 @@
+"""Blue/green releases on the real local deployment: podman containers, HAProxy, playbooks.
+
+The session starts from what quickstart leaves (blue 1.5 live, green 2.0 parked) and each
+test puts it back. Traffic goes through the frontend on 127.0.0.1:8080 only.
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import requests
+
+from deployment import (CANDIDATE, FRONTEND, STABLE, Load, colours, changed, ensure_running,
+                        haproxy, haproxy_servers, playbook, run, state)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def deployment():
+    run("scripts/podman-service.sh")
+    run("scripts/bootstrap-base-image.sh")
+    ensure_running()
+    yield
+
+
+@pytest.fixture
+def baseline(deployment):
+    ensure_running()
+    yield
+    ensure_running()
+
+
+def test_baseline_serves_stable_on_blue_and_parks_the_candidate(baseline):
+    assert state()["active"] == "blue" and state()["colors"]["green"]["version"] == CANDIDATE
+    assert colours(50) == {"blue": 50}
+    assert haproxy_servers()["green-localhost-0"][0] == "MAINT"
+
+
+def test_weight_5_sends_5_percent_of_2000_requests_to_the_candidate(baseline):
+    playbook("canary", weight=5)
+    seen = colours(2000)
+    assert 4.0 <= 100 * seen["green"] / 2000 <= 6.0, seen
+
+
+def test_cookie_and_header_pin_the_colour_whatever_the_weight(baseline):
+    assert colours(20, cookies={"gray_test": "true"}) == {"green": 20}  # weight 0: testers only
+    assert colours(20, headers={"X-Canary": "always"}) == {"green": 20}
+    playbook("canary", weight=100)
+    assert colours(20, headers={"X-Canary": "never"}) == {"blue": 20}
+
+
+def test_a_listener_keeps_one_colour_while_weights_stand(baseline):
+    playbook("canary", weight=50)
+    for _ in range(5):
+        with requests.Session() as listener:
+            first = listener.get(f"{FRONTEND}/version", timeout=10).json()["color"]
+            assert {listener.get(f"{FRONTEND}/version", timeout=10).json()["color"]
+                    for _ in range(20)} == {first}
+
+
+def test_promote_gives_the_candidate_everything_and_rollback_takes_it_back(baseline):
+    playbook("canary", weight=20)
+    playbook("promote", reason="canary clean")
+    assert state()["active"] == "green" and state()["phase"] == "promoted"
+    assert colours(100) == {"green": 100}
+    assert haproxy_servers()["blue-localhost-0"][0] == "MAINT"  # parked, still up
+    assert requests.get("http://127.0.0.1:6006/ready", timeout=5).status_code == 200
+    playbook("rollback", reason="latency")
+    assert state()["active"] == "blue" and state()["phase"] == "rolled_back"
+    assert colours(100) == {"blue": 100}
+    assert state()["last_change"]["reason"] == "latency"
+
+
+def test_no_request_fails_under_load_through_canary_promote_rollback(baseline):
+    load = Load(clients=2)
+    load.start()
+    time.sleep(1)
+    for name, extra in (("canary", {"weight": 10}), ("canary", {"weight": 50}),
+                        ("promote", {"reason": "clean"}), ("rollback", {"reason": "drill"})):
+        playbook(name, **extra)
+        time.sleep(0.5)
+    load.stop()
+    assert load.ok > 50 and load.failures == []
+
+
+def test_killing_the_candidate_mid_canary_fails_no_request(baseline):
+    playbook("canary", weight=50)
+    load = Load(clients=2)
+    load.start()
+    time.sleep(1)
+    run("podman", "kill", "tts-green-0")
+    time.sleep(4)  # health checks take it out within 2 s; retries cover the gap
+    load.stop()
+    assert load.ok > 20 and load.failures == []
+    assert haproxy_servers()["green-localhost-0"][0].startswith("DOWN")
+    assert colours(20) == {"blue": 20}
+
+
+def test_reload_and_restart_keep_runtime_weights(baseline):
+    playbook("canary", weight=5)
+    before = haproxy_servers()
+    assert before["green-localhost-0"] == ("UP", 13)
+    run("pkill", "-USR2", "--pidfile", "/run/haproxy.pid")  # seamless reload
+    time.sleep(1.5)
+    assert haproxy_servers() == before
+    run("pkill", "--pidfile", "/run/haproxy.pid")  # full restart, via the role
+    time.sleep(1)
+    playbook("site")
+    time.sleep(2.5)
+    assert haproxy_servers() == before
+    seen = colours(400)
+    assert 3 <= 100 * seen["green"] / 400 <= 7
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("canary", {"weight": 5}), ("promote", {"reason": "again"}), ("rollback", {"reason": "again"}),
+    ("deploy", {"version": CANDIDATE}), ("site", {}),
+])
+def test_each_playbook_run_twice_changes_nothing_the_second_time(baseline, name, extra):
+    playbook(name, **extra)
+    assert changed(playbook(name, **extra)) == 0
+
+
+@pytest.mark.parametrize("name, extra, message", [
+    ("canary", {"weight": -1}, "whole number from 0 to 100"),
+    ("canary", {"weight": 101}, "whole number from 0 to 100"),
+    ("canary", {"weight": "abc"}, "whole number from 0 to 100"),
+    ("canary", {}, "whole number from 0 to 100"),
+    ("deploy", {"version": "9.9"}, "unknown version 9.9"),
+    ("deploy", {}, "deploy needs a version"),
+    ("promote", {}, "promote needs a reason"),
+    ("rollback", {}, "rollback needs a reason"),
+])
+def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(baseline, name, extra, message):
+    before_state, before_servers = state(), haproxy_servers()
+    result = playbook(name, check=False, **extra)
+    assert result.returncode != 0
+    assert message in result.stdout
+    assert state() == before_state and haproxy_servers() == before_servers
+
+
+def test_refused_transitions_change_nothing(baseline):
+    playbook("promote", reason="ship it")
+    before = state()
+    result = playbook("canary", check=False, weight=5)  # the standby is now the old version
+    assert result.returncode != 0 and f"previous version {STABLE}" in result.stdout
+    assert state() == before
+
+
+def test_status_reports_state_haproxy_and_instances_in_agreement(baseline, tmp_path):
+    playbook("canary", weight=5)
+    out = tmp_path / "status.json"
+    playbook("status", status_output=out)
+    import json
+    report = json.loads(out.read_text())
+    assert report["consistent"], report["disagreements"]
+    assert report["colors"]["green"] | {"share": 5, "role": "candidate", "version": CANDIDATE} == report["colors"]["green"]
+    assert {s["name"]: s["version"] for s in report["servers"]} == {
+        "blue-localhost-0": STABLE, "green-localhost-0": CANDIDATE}
+
+
+def test_status_flags_haproxy_disagreeing_with_the_release_state(baseline, tmp_path):
+    haproxy("set weight tts/green-localhost-0 100")  # a hand edit behind the state's back
+    haproxy("set server tts/green-localhost-0 state ready")
+    out = tmp_path / "status.json"
+    playbook("status", status_output=out)
+    import json
+    report = json.loads(out.read_text())
+    assert not report["consistent"]
+    assert any("green-localhost-0" in problem for problem in report["disagreements"])
+    playbook("canary", weight=0)  # bringing HAProxy back in line is one playbook run
