@@ -37,8 +37,8 @@ def run(*args: str, check: bool = True, timeout: float = 900) -> subprocess.Comp
 
 def playbook(name: str, check: bool = True, **extra) -> subprocess.CompletedProcess:
     args = [str(BIN / "ansible-playbook"), f"playbooks/{name}.yml"]
-    for key, value in extra.items():
-        args += ["-e", f"{key}={value}"]
+    if extra:
+        args += ["-e", json.dumps({key: str(value) for key, value in extra.items()})]
     return run(*args, check=check)
 
 

@@ -1,0 +1,201 @@
+"""Ansible callback plugin: the one audit writer and the one lock taker of every release run.
+
+Every path to a change (ttsctl, a raw ansible-playbook, the webhook) runs a playbook, so
+doing both here covers them all alike.
+"""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: ttsctl_audit
+type: notification
+short_description: Record every state-changing release run and hold the release lock during it
+description:
+  - For the playbooks that change the release (deploy, canary, promote, rollback, site), at
+    playbook start it takes the release lock (waiting up to C(TTSCTL_LOCK_TIMEOUT) seconds,
+    else it ends ansible-playbook with exit code 3 and says who holds the lock since when)
+    and commits an audit record; at the end it closes the record with the result
+    (ok, failed, refused), failed hosts and the release state before and after.
+  - A lock left by a process that died is taken over; the takeover is recorded and the dead
+    run's record is closed as C(died).
+  - Check mode (C(--check)) changes nothing, so it is neither locked nor recorded.
+  - Settings come from the environment, shared with ttsctl
+    (C(TTSCTL_AUDIT_DB), C(TTSCTL_LOCK_FILE), C(TTSCTL_LOCK_TIMEOUT)); see docs/cli.md.
+requirements:
+  - enabled in ansible.cfg (callbacks_enabled = ttsctl_audit)
+"""
+
+import atexit
+import os
+import socket
+import sys
+from pathlib import Path
+
+from ansible import context
+from ansible.plugins.callback import CallbackBase
+from ansible.utils.display import Display
+from ansible.utils.vars import load_extra_vars
+
+try:
+    from ttsctl import audit, lock, records
+    from ttsctl.settings import Settings
+except ImportError:  # run from a checkout whose project is not installed: it sits two levels up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from ttsctl import audit, lock, records
+    from ttsctl.settings import Settings
+
+display = Display()
+LOCK_HELD_EXIT_CODE = 3
+
+
+def _host(result):
+    host = getattr(result, "host", None) or result._host
+    return host.get_name()
+
+
+def _action(result):
+    return (getattr(result, "task", None) or result._task).action
+
+
+def _data(result):
+    return getattr(result, "result", None) or result._result
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "notification"
+    CALLBACK_NAME = "ttsctl_audit"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._store = None
+        self._lock = None
+        self._run_id = None
+        self._recorder = None
+        atexit.register(self._end_unfinished)
+
+    # -- start -----------------------------------------------------------------------------
+    def v2_playbook_on_start(self, playbook):
+        self._close("aborted", "a second playbook started before this one finished")
+        action = records.action_of(playbook._file_name)
+        if action is None or self._dry():
+            return
+        settings = Settings.from_env()
+        extra_vars = dict(load_extra_vars(playbook._loader))
+        operator = records.operator_of(extra_vars)
+        source = os.environ.get("TTSCTL_SOURCE", "ansible-playbook")
+        self._lock = lock.ReleaseLock(settings.lock_file)
+        wanted = lock.Holder.this_process(operator=operator, action=action, source=source)
+        try:
+            grant = self._lock.acquire(wanted, settings.lock_timeout, token=os.environ.get(lock.TOKEN_ENV),
+                                       on_wait=self._say_waiting)
+        except lock.LockHeld as held:
+            display.error(f"{held}; waited {held.waited:.0f} s (TTSCTL_LOCK_TIMEOUT={settings.lock_timeout:g}); "
+                          "nothing was changed", wrap_text=False)
+            raise SystemExit(LOCK_HELD_EXIT_CODE)
+        took_over = grant.took_over or self._took_over_by_parent(grant)
+        self._store = audit.AuditStore(settings.audit_db)
+        self._recorder = records.RunRecorder()
+        try:
+            self._run_id = self._store.open(
+                operator=operator, action=action, parameters=records.parameters_of(extra_vars),
+                reason=records.reason_of(extra_vars), source=source,
+                playbook=str(Path(playbook._file_name).resolve()),
+                inventory=[str(i) for i in context.CLIARGS.get("inventory") or ()],
+                controller=socket.gethostname(), pid=os.getpid(),
+                artifact_dir=os.environ.get("AWX_ISOLATED_DATA_DIR"),
+                lock_takeover=_as_dict(took_over))
+        except Exception as exc:  # noqa: BLE001 - never block a rollback on a broken audit log
+            display.warning(f"ttsctl audit: could not record this run in {settings.audit_db}: {exc}")
+            self._store = None
+            return
+        mine = {"record_id": self._run_id, "audit_db": str(settings.audit_db)}
+        if not grant.owned:
+            mine.update(runner_pid=os.getpid(), runner_pid_start=lock.process_start(os.getpid()))
+        self._lock.annotate(**mine)
+        if took_over is not None:
+            if took_over.record_id and took_over.audit_db == str(settings.audit_db):
+                self._store.close_dead(took_over.record_id, found_by=self._run_id)
+            display.warning(f"ttsctl: took the release lock over from a holder that died: {took_over.describe()}")
+
+    def _took_over_by_parent(self, grant):
+        """ttsctl took the lock for this run; a takeover it made is noted in the holder file."""
+        if grant.owned or not grant.holder.took_over:
+            return None
+        previous = grant.holder.took_over
+        return lock.Holder(**{k: v for k, v in previous.items() if k in lock.Holder.__dataclass_fields__})
+
+    @staticmethod
+    def _dry():
+        args = context.CLIARGS
+        return bool(args.get("check") or args.get("syntax") or args.get("listhosts")
+                    or args.get("listtasks") or args.get("listtags"))
+
+    @staticmethod
+    def _say_waiting(holder):
+        who = holder.describe() if holder else "another process"
+        display.display(f"ttsctl: waiting for the release lock held by {who}", stderr=True)
+
+    # -- results ---------------------------------------------------------------------------
+    def v2_playbook_on_play_start(self, play):
+        if self._recorder:
+            self._recorder.play_started()
+
+    def _take(self, result, status, ignored=False):
+        if not self._recorder:
+            return
+        first = self._recorder.task_result(_host(result), _action(result), _data(result), status, ignored)
+        if first and self._store and self._run_id:
+            try:
+                self._store.note_state_before(self._run_id, self._recorder.state_before)
+            except Exception as exc:  # noqa: BLE001
+                display.warning(f"ttsctl audit: {exc}")
+
+    def v2_runner_on_ok(self, result):
+        self._take(result, "ok")
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._take(result, "failed", ignored=ignore_errors)
+
+    def v2_runner_on_unreachable(self, result):
+        self._take(result, "unreachable")
+
+    # -- end -------------------------------------------------------------------------------
+    def v2_playbook_on_stats(self, stats):
+        if self._recorder:
+            self._recorder.finished = True
+            self._close(**self._recorder.closing_fields())
+
+    def _close(self, result, message=None, **fields):
+        if self._recorder is None:
+            return
+        recorder, self._recorder = self._recorder, None
+        if self._store and self._run_id:
+            if result == "aborted":
+                fields = {**recorder.closing_fields(), "result": "aborted", "message": message}
+            else:
+                fields = {**fields, "result": result, "message": message}
+            try:
+                self._store.close(self._run_id, **fields)
+            except Exception as exc:  # noqa: BLE001
+                display.warning(f"ttsctl audit: could not close record #{self._run_id}: {exc}")
+        if self._lock is not None:
+            if self._lock.owned:
+                self._lock.release()
+            else:
+                self._lock.release_orphaned(os.environ.get(lock.TOKEN_ENV))
+        self._run_id = None
+
+    def _end_unfinished(self):
+        """ansible-playbook is exiting without having reached the end (Ctrl-C, an error)."""
+        self._close("aborted", "the run ended before it finished (interrupted or an error)")
+
+
+def _as_dict(holder):
+    if holder is None:
+        return None
+    from dataclasses import asdict
+    data = asdict(holder)
+    data.pop("took_over", None)
+    data.pop("token", None)
+    return data

@@ -1,0 +1,179 @@
+"""The audit callback plugin inside real ansible-playbook runs, on stand-in playbooks that
+change a scratch release state only (no HAProxy, no containers): records, refusals, the
+lock's exit code 3, and a SIGKILLed run taken over by the next one."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ttsctl import lock
+from ttsctl.audit import AuditStore
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DEPLOYED = {"active": "blue", "candidate_weight": 0, "phase": "deployed", "last_change": None,
+            "colors": {"blue": {"version": "1.5", "image": "img:1.5"}, "green": {"version": "2.0", "image": "img:2.0"}}}
+
+# Named like the release playbooks, so the callback treats them as such; same first play
+# shape: an input check, then the release state module.
+STAND_IN = """
+- name: Stand-in {action}
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Check the weight before changing anything
+      ansible.builtin.assert:
+        that: weight | default(0) | string is match('^[0-9]{{1,3}}$') and weight | default(0) | int <= 100
+        fail_msg: "weight must be a whole number from 0 to 100; nothing was changed"
+        quiet: true
+    - name: Record the change in the release state
+      release_state:
+        path: "{{{{ state_path }}}}"
+        action: {action}
+        weight: "{{{{ weight | default(omit) }}}}"
+        operator: "{{{{ operator | default('raw') }}}}"
+    - name: Linger, so a test can kill the run here
+      ansible.builtin.command: sleep {{{{ linger | default(0) }}}}
+      changed_when: false
+"""
+
+
+@pytest.fixture
+def site(tmp_path):
+    """Stand-in playbooks, a scratch release state and a private audit log and lock."""
+    for action in ("canary", "rollback"):
+        (tmp_path / f"{action}.yml").write_text(STAND_IN.format(action=action))
+    (tmp_path / "status.yml").write_text(STAND_IN.format(action="read"))
+    state = tmp_path / "release.json"
+    state.write_text(json.dumps(DEPLOYED))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
+           "TTSCTL_AUDIT_DB": str(tmp_path / "audit.db"), "TTSCTL_LOCK_FILE": str(tmp_path / "release.lock"),
+           "TTSCTL_LOCK_TIMEOUT": "0", "USER": "raw-user"}
+    env.pop("TTSCTL_OPERATOR", None)
+    env.pop("TTSCTL_LOCK_TOKEN", None)
+    yield {"dir": tmp_path, "state": state, "env": env, "store": AuditStore(tmp_path / "audit.db")}
+    # Ansible's workers start sessions of their own, so a killed run's worker outlives it
+    # until its task ends: end the ones this test started.
+    for pid in pids_running(str(tmp_path)):
+        os.kill(pid, signal.SIGKILL)
+
+
+def pids_running(marker: str) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def playbook(site, name, *extra, check=False, wait=True, **env):
+    args = [str(BIN / "ansible-playbook"), str(site["dir"] / f"{name}.yml"), "-e", f"state_path={site['state']}"]
+    for item in extra:
+        args += ["-e", item]
+    if check:
+        args.append("--check")
+    kwargs = dict(cwd=ROOT, env={**site["env"], **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if not wait:
+        return subprocess.Popen(args, start_new_session=True, **kwargs)
+    return subprocess.run(args, timeout=120, **kwargs)
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def test_a_raw_run_is_recorded_with_who_what_why_and_the_release_state_before_and_after(site):
+    done = playbook(site, "canary", "weight=5", "reason='more listeners'", "operator=alice")
+    assert done.returncode == 0, done.stdout
+    (record,) = site["store"].query()
+    assert (record["action"], record["operator"], record["reason"], record["result"]) == \
+        ("canary", "alice", "more listeners", "ok")
+    assert record["parameters"] == {"weight": "5", "state_path": str(site["state"])}
+    assert record["source"] == "ansible-playbook" and record["changed"] is True and record["failed_hosts"] == []
+    assert record["state_before"]["candidate_weight"] == 0 and record["state_after"]["candidate_weight"] == 5
+    assert record["started_at"] < record["finished_at"] and record["artifact_dir"] is None
+
+
+def test_the_operator_of_a_raw_run_defaults_to_ttsctl_operator_then_the_login(site):
+    playbook(site, "canary", "weight=0", TTSCTL_OPERATOR="ops")
+    playbook(site, "canary", "weight=0")
+    assert [r["operator"] for r in site["store"].query()] == ["raw-user", "ops"]
+
+
+def test_a_bad_input_is_recorded_as_refused_and_changes_nothing(site):
+    before = site["state"].read_text()
+    done = playbook(site, "canary", "weight=101")
+    assert done.returncode != 0
+    (record,) = site["store"].query()
+    assert record["result"] == "refused" and "whole number" in record["message"]
+    assert site["state"].read_text() == before
+
+
+def test_a_transition_the_release_state_refuses_is_recorded_as_refused(site):
+    site["state"].write_text(json.dumps({**DEPLOYED, "colors": {"blue": DEPLOYED["colors"]["blue"], "green": None}}))
+    playbook(site, "rollback", "reason=x")
+    (record,) = site["store"].query()
+    assert record["result"] == "refused" and record["message"].startswith("refused: nothing to roll back to")
+
+
+def test_check_mode_and_read_only_playbooks_are_neither_locked_nor_recorded(site):
+    assert playbook(site, "canary", "weight=5", check=True).returncode == 0
+    assert playbook(site, "status").returncode == 0
+    assert site["store"].query() == []
+    assert json.loads(site["state"].read_text())["candidate_weight"] == 0
+
+
+def test_a_raw_run_exits_3_naming_the_holder_when_the_lock_stays_held(site):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from ttsctl import lock\n"
+        "l = lock.ReleaseLock(sys.argv[1])\n"
+        "l.acquire(lock.Holder.this_process(operator='alice', action='promote', source='ttsctl'), 5)\n"
+        "print('locked', flush=True); time.sleep(60)"), site["env"]["TTSCTL_LOCK_FILE"]],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        done = playbook(site, "canary", "weight=5", TTSCTL_LOCK_TIMEOUT="0.5")
+        assert done.returncode == 3
+        assert "alice (promote via ttsctl" in done.stdout and "since" in done.stdout
+        assert site["store"].query() == [] and json.loads(site["state"].read_text())["candidate_weight"] == 0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_sigkilled_run_stays_unfinished_and_the_next_run_takes_its_lock_over(site):
+    killed = playbook(site, "canary", "weight=5", "linger=20", wait=False)
+    store = site["store"]
+    # Past the release state change, inside the last task.
+    wait_for(lambda: store.query() and store.query()[0]["state_before"] is not None)
+    time.sleep(0.5)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert store.query()[0]["result"] == "running" and store.query()[0]["finished_at"] is None
+
+    done = playbook(site, "canary", "weight=0")
+    assert done.returncode == 0, done.stdout
+    assert "took the release lock over" in done.stdout
+    after, dead = store.query()
+    assert after["result"] == "ok" and after["lock_takeover"]["pid"] == killed.pid
+    assert after["lock_takeover"]["record_id"] == dead["id"]
+    assert dead["result"] == "died" and dead["finished_at"] is None and f"run #{after['id']}" in dead["message"]
+    assert lock.ReleaseLock(site["env"]["TTSCTL_LOCK_FILE"]).read_holder() is None

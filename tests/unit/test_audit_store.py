@@ -1,0 +1,111 @@
+"""The audit log: committed at the start, closed once, never rewritten, never deleted."""
+import sqlite3
+
+import pytest
+
+from ttsctl.audit import AuditStore, Query
+
+STATE = {"active": "blue", "candidate_weight": 0, "phase": "deployed"}
+
+
+@pytest.fixture
+def store(tmp_path):
+    return AuditStore(tmp_path / "audit.db")
+
+
+def start(store, **overrides):
+    fields = dict(operator="alice", action="canary", parameters={"weight": "5"}, reason="try it",
+                  source="ttsctl", playbook="/p/canary.yml", inventory=["inventory/local"],
+                  controller="vm", pid=123)
+    fields.update(overrides)
+    return store.open(**fields)
+
+
+def test_a_run_is_committed_as_running_when_it_starts(store):
+    run = start(store)
+    record = store.get(run)
+    assert record["result"] == "running" and record["finished_at"] is None
+    assert record["started_at"].endswith("Z") and "T" in record["started_at"]
+    assert (record["operator"], record["action"], record["parameters"], record["reason"]) == \
+        ("alice", "canary", {"weight": "5"}, "try it")
+
+
+def test_closing_a_run_records_its_result_hosts_and_release_states(store):
+    run = start(store)
+    after = {**STATE, "candidate_weight": 5, "phase": "canary"}
+    assert store.close(run, result="ok", changed=True, failed_hosts=[], state_before=STATE, state_after=after)
+    record = store.get(run)
+    assert record["result"] == "ok" and record["changed"] is True and record["finished_at"]
+    assert record["state_before"] == STATE and record["state_after"] == after
+
+
+def test_a_closed_record_is_never_rewritten(store):
+    run = start(store)
+    store.close(run, result="refused", message="weight must be ...")
+    assert store.close(run, result="ok") is False
+    assert store.close_dead(run, found_by=9) is False
+    with sqlite3.connect(store.path) as db, pytest.raises(sqlite3.IntegrityError, match="never rewritten"):
+        db.execute("UPDATE runs SET result = 'ok' WHERE id = ?", (run,))
+    assert store.get(run)["result"] == "refused"
+
+
+def test_who_what_and_why_never_change_even_while_running(store):
+    run = start(store)
+    with sqlite3.connect(store.path) as db, pytest.raises(sqlite3.IntegrityError, match="never change"):
+        db.execute("UPDATE runs SET operator = 'mallory' WHERE id = ?", (run,))
+
+
+def test_records_are_never_deleted(store):
+    run = start(store)
+    with sqlite3.connect(store.path) as db, pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+        db.execute("DELETE FROM runs WHERE id = ?", (run,))
+    assert store.get(run) is not None
+
+
+def test_the_store_uses_write_ahead_logging(store):
+    start(store)
+    assert store.journal_mode() == "wal"
+
+
+def test_the_state_before_is_kept_as_soon_as_it_is_known(store):
+    run = start(store)
+    store.note_state_before(run, STATE)
+    assert store.get(run)["state_before"] == STATE and store.get(run)["result"] == "running"
+
+
+def test_a_run_found_dead_is_closed_as_died_without_an_end_time(store):
+    run = start(store)
+    assert store.close_dead(run, found_by=run + 1)
+    record = store.get(run)
+    assert record["result"] == "died" and record["finished_at"] is None
+    assert f"run #{run + 1}" in record["message"]
+
+
+def test_closing_as_running_or_an_unknown_result_is_an_error(store):
+    run = start(store)
+    for bad in ("running", "great"):
+        with pytest.raises(ValueError):
+            store.close(run, result=bad)
+
+
+def test_history_is_newest_first_and_filters_by_time_operator_and_action(store):
+    start(store, started_at="2025-01-01T10:00:00.000Z")
+    start(store, operator="bob", action="promote", started_at="2025-01-02T10:00:00.000Z")
+    start(store, operator="bob", action="rollback", started_at="2025-01-03T10:00:00.000Z")
+    assert [r["action"] for r in store.query()] == ["rollback", "promote", "canary"]
+    assert [r["action"] for r in store.query(Query(operator="bob"))] == ["rollback", "promote"]
+    assert [r["action"] for r in store.query(Query(actions=("canary", "promote")))] == ["promote", "canary"]
+    window = Query(since="2025-01-02T00:00:00.000Z", until="2025-01-03T00:00:00.000Z")
+    assert [r["action"] for r in store.query(window)] == ["promote"]
+    assert len(store.query(Query(limit=1))) == 1 and len(store.query(Query(limit=None))) == 3
+
+
+def test_reading_a_store_that_does_not_exist_finds_nothing_and_creates_nothing(tmp_path):
+    store = AuditStore(tmp_path / "none" / "audit.db")
+    assert store.query() == [] and store.find_by_artifact_dir("/x") is None
+    assert not store.path.exists()
+
+
+def test_a_record_is_found_by_its_runner_artifact_directory(store):
+    run = start(store, artifact_dir="/var/lib/ttsctl/artifacts/artifacts/abc")
+    assert store.find_by_artifact_dir("/var/lib/ttsctl/artifacts/artifacts/abc")["id"] == run

@@ -1,0 +1,4 @@
+"""python -m ttsctl: the same CLI as the ttsctl console script."""
+from ttsctl.cli import main
+
+main(prog_name="ttsctl")

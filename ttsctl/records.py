@@ -1,0 +1,129 @@
+"""What a playbook run did, in audit-record terms: pure functions over the task results that
+Ansible reports. The audit callback plugin feeds it from inside ansible-playbook and ttsctl
+feeds it from ansible-runner's events, so both reach the same verdict on every run."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Playbooks that change the release; every run of one is recorded and takes the lock.
+STATE_CHANGING = ("deploy", "canary", "promote", "rollback", "site")
+# Extra vars that are columns of their own rather than parameters.
+_OWN_COLUMNS = ("operator", "reason")
+
+
+def action_of(playbook_path: str) -> str | None:
+    """The release action a playbook file performs, None when it changes nothing."""
+    name = Path(str(playbook_path)).name
+    for suffix in (".yml", ".yaml"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name if name in STATE_CHANGING else None
+
+
+def operator_of(extra_vars: dict, environ=None) -> str:
+    """Who acts, as playbooks/vars/release.yml works it out for the release state:
+    the ``operator`` extra var, else $TTSCTL_OPERATOR, else the login name."""
+    env = os.environ if environ is None else environ
+    return str(extra_vars.get("operator") or env.get("TTSCTL_OPERATOR") or env.get("USER") or "unknown")
+
+
+def reason_of(extra_vars: dict) -> str:
+    return str(extra_vars.get("reason") or "")
+
+
+def parameters_of(extra_vars: dict) -> dict:
+    return {key: value for key, value in sorted(extra_vars.items()) if key not in _OWN_COLUMNS}
+
+
+def short_action(action: str | None) -> str:
+    """``ansible.builtin.assert`` -> ``assert``; local modules have no collection prefix."""
+    return str(action or "").rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Failure:
+    play: int           # 1 for the first play of the playbook
+    host: str
+    action: str
+    message: str
+    refused: bool
+
+
+@dataclass
+class RunRecorder:
+    """Follows one playbook run, result by result."""
+    play: int = 0
+    state_before: dict | None = None
+    state_after: dict | None = None
+    failures: list[Failure] = field(default_factory=list)
+    failed_hosts: list[str] = field(default_factory=list)
+    changed: bool = False
+    finished: bool = False
+
+    def play_started(self) -> None:
+        self.play += 1
+
+    def task_result(self, host: str, action: str | None, result: dict, status: str,
+                    ignored: bool = False) -> bool:
+        """Take one host's result of one task; ``status`` is ok, failed or unreachable.
+        Returns True when the release state became known for the first time."""
+        result = result or {}
+        first_state = False
+        if short_action(action) == "release_state":
+            if self.state_before is None and isinstance(result.get("before"), dict):
+                self.state_before = result["before"]
+                first_state = True
+            if isinstance(result.get("state"), dict):
+                self.state_after = result["state"]
+        if result.get("changed") and status == "ok":
+            self.changed = True
+        if status == "failed" and ignored:
+            return first_state
+        if status in ("failed", "unreachable"):
+            self.failures.append(Failure(
+                play=self.play, host=host, action=short_action(action),
+                message=failure_message(result, status),
+                refused=status == "failed" and is_refusal(self.play, action, result)))
+            if host not in self.failed_hosts:
+                self.failed_hosts.append(host)
+        return first_state
+
+    @property
+    def result(self) -> str:
+        if any(f.refused for f in self.failures):
+            return "refused"
+        return "failed" if self.failures else "ok"
+
+    @property
+    def message(self) -> str | None:
+        chosen = next((f for f in self.failures if f.refused), None) or (self.failures[0] if self.failures else None)
+        return chosen.message if chosen else None
+
+    def closing_fields(self) -> dict:
+        """The columns that close the run's audit record."""
+        return {"result": self.result, "message": self.message, "changed": self.changed,
+                "failed_hosts": list(self.failed_hosts), "state_before": self.state_before,
+                "state_after": self.state_after}
+
+
+def is_refusal(play: int, action: str | None, result: dict) -> bool:
+    """Refused input: an input check of the first play (nothing has changed yet), or a
+    transition the release state module refuses."""
+    if short_action(action) == "release_state" and result.get("refused"):
+        return True
+    return play <= 1 and short_action(action) in ("assert", "fail")
+
+
+def failure_message(result: dict, status: str = "failed") -> str:
+    message = result.get("msg") or result.get("message") or result.get("stderr") or ""
+    if not message and isinstance(result.get("results"), list):  # a loop: first failed item
+        for item in result["results"]:
+            if isinstance(item, dict) and item.get("failed"):
+                message = item.get("msg") or ""
+                break
+    if isinstance(message, list):
+        message = "; ".join(str(m) for m in message)
+    message = str(message).strip() or ("host unreachable" if status == "unreachable" else "task failed")
+    return message
