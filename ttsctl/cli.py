@@ -21,6 +21,7 @@ from rich.text import Text
 from ttsctl import audit, clock, lock, render, runner
 from ttsctl.progress import Progress
 from ttsctl.settings import Settings
+from ttsctl.webhook import webhook
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_FOR_RESULT = {"ok": EXIT_OK, "refused": EXIT_REFUSED}
@@ -281,3 +282,6 @@ def _change(options: Options, playbook: str, parameters: dict, *, need_reason: b
                              check=outcome.check, recorder=outcome.recorder, record=outcome.record,
                              artifact_dir=outcome.artifact_dir))
     sys.exit(EXIT_FOR_RESULT.get(outcome.result, EXIT_FAILED))
+
+
+main.add_command(webhook)
