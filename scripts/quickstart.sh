@@ -17,7 +17,7 @@ export DOCKER_HOST
 step "Base image (built locally: this machine has no registry)"
 ./scripts/bootstrap-base-image.sh
 
-step "Load balancer and the stable version on blue (playbooks/site.yml)"
+step "Load balancer, stable version on blue, monitoring, webhook receiver (playbooks/site.yml)"
 .venv/bin/ansible-playbook playbooks/site.yml -e reason="quickstart: stable version"
 
 step "Candidate version on green, parked at weight 0 (playbooks/deploy.yml)"
@@ -31,14 +31,17 @@ Local blue/green deployment is up.
   Blue  (stable)  http://127.0.0.1:6006/version
   Green (cand.)   http://127.0.0.1:6007/version
   HAProxy stats   http://127.0.0.1:8404/stats       (admin / change-me)   metrics: :8404/metrics
+  Prometheus      http://127.0.0.1:9090/            Alertmanager http://127.0.0.1:9093/
+  Rollback webhook http://127.0.0.1:9095/health     (ttsctl webhook serve)
 
 Try next:
   curl -s 127.0.0.1:8080/version                         # stable: 1.5 on blue
   curl -s -H 'X-Canary: always' 127.0.0.1:8080/version   # the candidate, forced
-  .venv/bin/ansible-playbook playbooks/canary.yml -e weight=5
-  .venv/bin/ansible-playbook playbooks/status.yml
-  .venv/bin/ansible-playbook playbooks/promote.yml -e reason="canary clean"
-  .venv/bin/ansible-playbook playbooks/rollback.yml -e reason="latency"
+  .venv/bin/ansible-playbook playbooks/canary.yml -e weight=5   # or: .venv/bin/ttsctl canary --weight 5
+  .venv/bin/ttsctl status
+  .venv/bin/ttsctl promote --reason "canary clean"
+  .venv/bin/ttsctl rollback --reason "latency"
+  .venv/bin/ttsctl history
   curl -s 127.0.0.1:8080/v1/audio/speech -H 'Content-Type: application/json' \
        -d '{"model":"tts-1","input":"Hello from the canary.","voice":"alloy"}' -o hello.wav
 DONE
