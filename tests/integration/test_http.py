@@ -346,7 +346,7 @@ def test_the_memory_growth_fault_keeps_what_each_request_allocates(slow_server):
     before = used_mb()
     for _ in range(3):
         assert slow_server.speech(input="Hi.", response_format="pcm").status_code == 200
-    assert used_mb() - before >= 3 * 16 * 0.9
+    assert used_mb() - before >= 3 * 16 * 0.75  # RSS also moves with the allocator
 
 
 def test_a_full_worker_answers_503_with_retry_after_at_once(slow_server):
