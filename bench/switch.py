@@ -38,16 +38,16 @@ class Probe(threading.Thread):
         self.answers: list[tuple[float, str]] = []
         self.failures: list[tuple[float, str]] = []
 
-    def _client(self) -> None:
+    def _client(self, speaks: bool) -> None:
+        """One client sends real speech (one at a time: the service's concurrency limit would
+        shed more with 503, by design), the others cheap GETs for timing resolution."""
         speech = {"model": "tts-1", "input": "Switch.", "voice": "alloy", "response_format": "pcm"}
-        n = 0
         while not self.stop_event.is_set():
-            n += 1
             try:
-                if n % 4:  # mostly cheap GETs for timing resolution, some real speech
-                    answer = requests.get(f"{FRONTEND}/version", timeout=30)
-                else:
+                if speaks:
                     answer = requests.post(f"{FRONTEND}/v1/audio/speech", json=speech, timeout=30)
+                else:
+                    answer = requests.get(f"{FRONTEND}/version", timeout=30)
                 done = time.monotonic()
                 with self.lock:
                     if answer.status_code == 200:
@@ -59,7 +59,8 @@ class Probe(threading.Thread):
                     self.failures.append((time.monotonic(), type(exc).__name__))
 
     def run(self) -> None:
-        workers = [threading.Thread(target=self._client, daemon=True) for _ in range(self.clients)]
+        workers = [threading.Thread(target=self._client, args=(n == 0,), daemon=True)
+                   for n in range(self.clients)]
         for worker in workers:
             worker.start()
         for worker in workers:
