@@ -9,7 +9,9 @@ from . import metrics
 from .api import info, speech, ui
 from .api import metrics as metrics_api
 from .config import ServiceConfig
+from .engines.base import EngineError
 from .errors import register_error_handlers
+from .faults import InjectedFault
 from .service import Service
 
 
@@ -22,7 +24,8 @@ def create_app(config: ServiceConfig | Mapping) -> Flask:
 
     service = Service(config)
     app.extensions["tts"] = service
-    register_error_handlers(app)
+    register_error_handlers(app, {EngineError: (400, "invalid_input"),
+                                  InjectedFault: (500, "injected_fault")})
     for blueprint in (metrics_api.bp, info.bp, speech.bp, ui.bp):
         app.register_blueprint(blueprint)
 

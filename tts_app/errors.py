@@ -1,7 +1,9 @@
-"""Every error the API answers, in one place and one JSON shape.
+"""Every error the product's HTTP services answer, in one place and one JSON shape.
 
 ``{"error": {"message", "type", "code"}}`` is OpenAI's shape, so its clients show our
 messages. Nothing unexpected leaks a traceback: it is logged here and answered 500.
+The TTS service and the rollback webhook both register these handlers; each names the
+exceptions of its own domain that map to a status and code.
 """
 from __future__ import annotations
 
@@ -9,9 +11,6 @@ import logging
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
-
-from .engines.base import EngineError
-from .faults import InjectedFault
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +49,16 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     return response
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, known: dict[type[Exception], tuple[int, str]] | None = None) -> None:
+    """Handlers for ApiError, HTTP errors and anything unexpected; ``known`` maps a domain
+    exception to its (status, code), its message being the exception's text."""
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
-    @app.errorhandler(EngineError)
-    def engine_error(exc: EngineError):
-        return error_response(400, "invalid_input", str(exc))
-
-    @app.errorhandler(InjectedFault)
-    def injected_fault(exc: InjectedFault):
-        return error_response(500, "injected_fault", str(exc))
+    for exception, (status, code) in (known or {}).items():
+        app.register_error_handler(
+            exception, lambda exc, status=status, code=code: error_response(status, code, str(exc)))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

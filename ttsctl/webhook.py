@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import logging
-import sys
 import threading
 import urllib.request
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from pathlib import Path
 import click
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from werkzeug.exceptions import HTTPException
+
+from tts_app.errors import ApiError, register_error_handlers
 
 from ttsctl import alerts, release_view
 from ttsctl.rollbacks import OPERATOR, Rollbacks, RunRollback, playbook_runner
@@ -49,40 +49,6 @@ class WebhookConfig:
     notify_timeout: float = 5.0
     attempts: int = 3                                  # tries of a rollback that failed or met the lock
     retry_delay: float = 5.0
-
-
-# -- errors ----------------------------------------------------------------------------------
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
-
-
-def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
-    """``{"error": {"message", "type", "code"}}``, the one error shape of the product."""
-    kind = "server_error" if status >= 500 else "invalid_request_error"
-    response = jsonify({"error": {"message": message, "type": kind, "code": code}})
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
-
-
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        status = exc.code or 500
-        code = {413: "request_too_large"}.get(status, (exc.name or "error").lower().replace(" ", "_"))
-        headers = {key: value for key, value in exc.get_headers() if key == "Allow"}
-        return error_response(status, code, exc.description or exc.name, headers)
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        log.exception("unhandled error")
-        return error_response(500, "internal_error", "internal server error")
 
 
 # -- the bearer token ------------------------------------------------------------------------

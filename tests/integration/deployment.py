@@ -91,6 +91,17 @@ def ensure_running() -> None:
         playbook("canary", weight=0)
 
 
+def wait_for(predicate, timeout: float = 60.0):
+    """The predicate's first truthy value, polled every 0.1 s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
 def haproxy_running() -> bool:
     try:
         haproxy("show info")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from deployment import wait_for
 from ttsctl import lock
 from ttsctl.audit import AuditStore
 
@@ -88,16 +89,6 @@ def playbook(site, name, *extra, check=False, wait=True, **env):
     if not wait:
         return subprocess.Popen(args, start_new_session=True, **kwargs)
     return subprocess.run(args, timeout=120, **kwargs)
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 def test_a_raw_run_is_recorded_with_who_what_why_and_the_release_state_before_and_after(site):

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -79,16 +78,6 @@ def control(baseline, tmp_path, monkeypatch):
     monkeypatch.setenv("TTSCTL_AUDIT_DB", str(tmp_path / "baseline-audit.db"))
     monkeypatch.setenv("TTSCTL_LOCK_FILE", str(tmp_path / "release.lock"))
     deployment.ensure_running()
-
-
-def wait_for(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 def ok(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -210,7 +199,7 @@ def test_canary_of_the_previous_version_after_a_promote_is_refused(control):
 # -- one change at a time --------------------------------------------------------------------
 def test_two_concurrent_changes_one_waits_and_one_without_patience_exits_3(control):
     first = control.ttsctl("canary", "--weight", "10", "--operator", "alice", wait=False)
-    wait_for(lambda: (h := control.lock.read_holder()) and h.record_id)
+    deployment.wait_for(lambda: (h := control.lock.read_holder()) and h.record_id)
     impatient = control.ttsctl("canary", "--weight", "20", "--lock-timeout", "0")
     assert impatient.returncode == 3
     assert "alice (canary via ttsctl" in impatient.stderr and "since" in impatient.stderr
@@ -228,12 +217,12 @@ def _kill_mid_playbook(control, *args):
     """Start a change and SIGKILL ttsctl and its ansible-playbook once the release state has
     changed but the run is not over."""
     run = control.ttsctl(*args, wait=False)
-    holder = wait_for(lambda: (h := control.lock.read_holder()) and h.runner_pid and h)
-    wait_for(lambda: (r := control.store.get(holder.record_id)) and r["state_before"] is not None)
+    holder = deployment.wait_for(lambda: (h := control.lock.read_holder()) and h.runner_pid and h)
+    deployment.wait_for(lambda: (r := control.store.get(holder.record_id)) and r["state_before"] is not None)
     for pid in (run.pid, holder.runner_pid):
         os.kill(pid, signal.SIGKILL)
     run.wait()
-    wait_for(lambda: not lock.process_alive(holder.runner_pid), timeout=10)
+    deployment.wait_for(lambda: not lock.process_alive(holder.runner_pid), timeout=10)
     return holder
 
 
@@ -253,7 +242,7 @@ def test_a_sigkilled_run_is_taken_over_by_the_next_which_succeeds_and_history_te
 
 def test_killing_only_ttsctl_ends_its_playbook_recorded_as_aborted_and_the_next_change_runs(control):
     run = control.ttsctl("canary", "--weight", "60", wait=False)
-    holder = wait_for(lambda: (h := control.lock.read_holder()) and h.runner_pid and h)
+    holder = deployment.wait_for(lambda: (h := control.lock.read_holder()) and h.runner_pid and h)
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
     # The playbook lives on (ansible-runner starts it immune to SIGHUP) until it next
