@@ -40,4 +40,15 @@ if ! curl -sf --unix-socket "$SOCKET" http://d/_ping >/dev/null 2>&1; then
   done
 fi
 curl -sf --unix-socket "$SOCKET" http://d/_ping >/dev/null
+
+# A container whose conmon was killed with it (a killed session, an OOM kill) stays
+# "running" in podman's database and can be neither stopped nor started. Remove those:
+# the tts_stack role recreates every recorded instance.
+for id in $(podman ps -q --filter status=running); do
+  pid=$(podman inspect --format '{{.State.Pid}}' "$id")
+  if [[ "$pid" == 0 ]] || ! kill -0 "$pid" 2>/dev/null; then
+    echo "removing container $id: podman says running, its process $pid is gone" >&2
+    podman rm -f "$id" >/dev/null 2>&1 || true
+  fi
+done
 echo "unix://$SOCKET"

@@ -77,8 +77,25 @@ def colours(n: int, **kwargs) -> collections.Counter:
     return seen
 
 
+_broken: list[str] = []
+
+
 def ensure_running() -> None:
-    """Bring the deployment to the baseline: everything recorded running, green parked."""
+    """Bring the deployment to the baseline: everything recorded running, green parked.
+
+    A deployment that could not be brought up once is not retried for every test: the
+    rest fail at once with the first error instead of each waiting out the same timeouts.
+    """
+    if _broken:
+        raise AssertionError(f"the deployment could not be brought up earlier:\n{_broken[0]}")
+    try:
+        _baseline()
+    except Exception as exc:
+        _broken.append(str(exc))
+        raise
+
+
+def _baseline() -> None:
     current = state() if STATE.exists() else {}
     down = run("podman", "ps", "--filter", "status=running", "--format", "{{.Names}}").stdout.split()
     if not current or {"tts-blue-0", "tts-green-0"} - set(down) or not haproxy_running():
