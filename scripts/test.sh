@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Sets up everything (scripts/setup.sh, podman's Docker API, the local base image) and runs
-# the whole test suite: unit tests, then integration tests against real servers on this
-# machine (gunicorn, HAProxy, podman containers, Prometheus, Alertmanager, ansible-runner),
-# then ansible-lint and the playbooks' syntax check.
-# Extra arguments go to pytest, e.g. ./scripts/test.sh tests/unit -k engine
+# the whole test suite:
+#   1. pytest: unit tests, then integration tests against real servers on this machine
+#      (gunicorn, HAProxy, podman containers, Prometheus, Alertmanager, ansible-runner);
+#   2. scripts/lint.sh: ansible-playbook --syntax-check of every playbook, ansible-lint
+#      (production profile);
+#   3. scripts/molecule.sh: every Molecule scenario (create, converge, idempotence, verify,
+#      destroy), about 10 minutes.
+# With arguments, only pytest runs, with them: ./scripts/test.sh tests/unit -k engine
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -12,8 +16,17 @@ export DOCKER_HOST
 ./scripts/bootstrap-base-image.sh
 
 status=0
-.venv/bin/python -m pytest -ra -p no:cacheprovider "$@" || status=$?
-if [[ $# -eq 0 && -x scripts/lint.sh ]]; then
-  ./scripts/lint.sh || status=$((status ? status : 1))
+step() {  # runs a step, remembers its failure, goes on with the next
+  local start=$SECONDS
+  "$@" || status=1
+  timings+=("$(printf '%-22s %5d s' "$1" $((SECONDS - start)))")
+}
+timings=()
+step .venv/bin/python -m pytest -ra --durations=15 -p no:cacheprovider "$@"
+if (($# == 0)); then
+  step ./scripts/lint.sh
+  step ./scripts/molecule.sh
 fi
+printf '\nTest steps (wall time):\n'
+printf '  %s\n' "${timings[@]}"
 exit "$status"
