@@ -16,16 +16,17 @@ export DOCKER_HOST
 ./scripts/bootstrap-base-image.sh
 
 status=0
-step() {  # runs a step, remembers its failure, goes on with the next
-  local start=$SECONDS
-  "$@" || status=1
-  timings+=("$(printf '%-22s %5d s' "$1" $((SECONDS - start)))")
-}
 timings=()
-step .venv/bin/python -m pytest -ra --durations=15 -p no:cacheprovider "$@"
+step() {  # step NAME COMMAND...: runs it, remembers a failure, goes on with the next step
+  local name=$1 start=$SECONDS result=ok
+  shift
+  "$@" || { status=1; result=FAILED; }
+  timings+=("$(printf '%-10s %-6s %5d s' "$name" "$result" $((SECONDS - start)))")
+}
+step pytest .venv/bin/python -m pytest -ra --durations=15 -p no:cacheprovider "$@"
 if (($# == 0)); then
-  step ./scripts/lint.sh
-  step ./scripts/molecule.sh
+  step lint ./scripts/lint.sh
+  step molecule ./scripts/molecule.sh
 fi
 printf '\nTest steps (wall time):\n'
 printf '  %s\n' "${timings[@]}"
