@@ -120,6 +120,34 @@ def tts_status(state, haproxy, version_results):
     }
 
 
+def tts_prunable_images(images, containers, repository, keep, protect=(), sources=None):
+    """Images of ``repository`` a host can drop: {"tags": [...], "stages": [ids]}.
+
+    ``images`` and ``containers`` are docker_host_info's verbose lists. Kept: the ``keep``
+    newest tagged images, any image a container (running or stopped) was created from, and
+    the references in ``protect`` (the images the release state records, which site.yml
+    recreates colours from). Install-stage images (label ttsctl.stage=install) are build
+    cache for other versions of the same sources: only those of ``sources`` are kept.
+    """
+    prefix = repository + ":"
+    used = {ref for c in containers for ref in (c.get("ImageID"), c.get("Image")) if ref}
+    protect = set(protect)
+    tagged = [i for i in images if any(t.startswith(prefix) for t in i.get("RepoTags") or [])]
+    tagged.sort(key=lambda i: i.get("Created", 0), reverse=True)
+    tags = []
+    for image in tagged[max(int(keep), 0):]:
+        mine = [t for t in image["RepoTags"] if t.startswith(prefix)]
+        if image["Id"] in used or used & set(image["RepoTags"]) or protect & set(mine):
+            continue
+        tags += mine
+    stages = [i["Id"] for i in images
+              if (i.get("Labels") or {}).get("ttsctl.stage") == "install"
+              and (i.get("Labels") or {}).get("ttsctl.repository") == repository
+              and i["Labels"].get("ttsctl.sources") != sources and i["Id"] not in used]
+    return {"tags": sorted(tags), "stages": sorted(stages)}
+
+
 class FilterModule:
     def filters(self):
-        return {"tts_servers": tts_servers, "tts_weights": tts_weights, "tts_status": tts_status}
+        return {"tts_servers": tts_servers, "tts_weights": tts_weights, "tts_status": tts_status,
+                "tts_prunable_images": tts_prunable_images}

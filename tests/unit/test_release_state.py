@@ -125,3 +125,38 @@ def test_weight_zero_parks_the_candidate_and_small_shares_stay_nonzero(deployed)
     assert all(w == 0 for n, w in parked.items() if n.startswith("green"))
     tiny = filters.tts_weights(step(deployed, "canary", weight=1), SERVERS)
     assert all(w >= 1 for n, w in tiny.items() if n.startswith("green"))
+
+
+REPO = "localhost/ttsctl-speech"
+
+
+def image(tag, created, labels=None, image_id=None):
+    return {"Id": image_id or f"sha256:{tag}", "RepoTags": [f"{REPO}:{tag}"] if tag else None,
+            "Created": created, "Labels": labels or {}}
+
+
+def stage(sources, image_id):
+    return {"Id": image_id, "RepoTags": None, "Created": 0,
+            "Labels": {"ttsctl.stage": "install", "ttsctl.repository": REPO, "ttsctl.sources": sources}}
+
+
+def test_pruning_keeps_the_newest_images_and_every_one_in_use_or_recorded():
+    images = [image(f"2.0-{n}", created=n) for n in range(1, 8)]
+    images.append({"Id": "sha256:base", "RepoTags": ["localhost/tts-base:bookworm"], "Created": 0})
+    containers = [{"Image": f"{REPO}:2.0-1", "ImageID": "sha256:2.0-1"},    # blue, running
+                  {"Image": "sha256:2.0-2", "ImageID": "sha256:2.0-2"}]     # stopped, by ID
+    result = filters.tts_prunable_images(images, containers, REPO, keep=3,
+                                         protect=[f"{REPO}:2.0-3"])
+    # 7, 6, 5 are the newest three; 1 and 2 have containers; 3 is recorded.
+    assert result["tags"] == [f"{REPO}:2.0-4"]
+    assert filters.tts_prunable_images(images, [], REPO, keep=0)["tags"] == sorted(
+        f"{REPO}:2.0-{n}" for n in range(1, 8))
+
+
+def test_pruning_drops_install_stages_of_other_sources_only():
+    images = [stage("old", "sha256:a"), stage("new", "sha256:b"),
+              {"Id": "sha256:c", "RepoTags": None, "Labels": {"ttsctl.stage": "install",
+               "ttsctl.repository": "other/repo", "ttsctl.sources": "old"}},
+              {"Id": "sha256:d", "RepoTags": None, "Labels": None}]
+    result = filters.tts_prunable_images(images, [], REPO, keep=3, sources="new")
+    assert result == {"tags": [], "stages": ["sha256:a"]}
