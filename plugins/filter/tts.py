@@ -127,7 +127,7 @@ def tts_prunable_images(images, containers, repository, keep, protect=(), source
     newest tagged images, any image a container (running or stopped) was created from, and
     the references in ``protect`` (the images the release state records, which site.yml
     recreates colours from). Install-stage images (label ttsctl.stage=install) are build
-    cache for other versions of the same sources: only those of ``sources`` are kept.
+    cache for other versions of the same sources: only the newest one of ``sources`` is kept.
     """
     prefix = repository + ":"
     used = {ref for c in containers for ref in (c.get("ImageID"), c.get("Image")) if ref}
@@ -140,11 +140,13 @@ def tts_prunable_images(images, containers, repository, keep, protect=(), source
         if image["Id"] in used or used & set(image["RepoTags"]) or protect & set(mine):
             continue
         tags += mine
-    stages = [i["Id"] for i in images
-              if (i.get("Labels") or {}).get("ttsctl.stage") == "install"
-              and (i.get("Labels") or {}).get("ttsctl.repository") == repository
-              and i["Labels"].get("ttsctl.sources") != sources and i["Id"] not in used]
-    return {"tags": sorted(tags), "stages": sorted(stages)}
+    stages = sorted((i for i in images
+                     if (i.get("Labels") or {}).get("ttsctl.stage") == "install"
+                     and i["Labels"].get("ttsctl.repository") == repository),
+                    key=lambda i: i.get("Created", 0), reverse=True)
+    current = next((i["Id"] for i in stages if i["Labels"].get("ttsctl.sources") == sources), None)
+    stale = [i["Id"] for i in stages if i["Id"] not in (current, *used)]
+    return {"tags": sorted(tags), "stages": sorted(stale)}
 
 
 class FilterModule:

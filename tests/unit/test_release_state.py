@@ -135,8 +135,8 @@ def image(tag, created, labels=None, image_id=None):
             "Created": created, "Labels": labels or {}}
 
 
-def stage(sources, image_id):
-    return {"Id": image_id, "RepoTags": None, "Created": 0,
+def stage(sources, image_id, created=0):
+    return {"Id": image_id, "RepoTags": None, "Created": created,
             "Labels": {"ttsctl.stage": "install", "ttsctl.repository": REPO, "ttsctl.sources": sources}}
 
 
@@ -153,10 +153,11 @@ def test_pruning_keeps_the_newest_images_and_every_one_in_use_or_recorded():
         f"{REPO}:2.0-{n}" for n in range(1, 8))
 
 
-def test_pruning_drops_install_stages_of_other_sources_only():
-    images = [stage("old", "sha256:a"), stage("new", "sha256:b"),
+def test_pruning_keeps_only_the_newest_install_stage_of_the_current_sources():
+    images = [stage("old", "sha256:a"), stage("new", "sha256:b", created=2),
+              stage("new", "sha256:e", created=1),
               {"Id": "sha256:c", "RepoTags": None, "Labels": {"ttsctl.stage": "install",
                "ttsctl.repository": "other/repo", "ttsctl.sources": "old"}},
               {"Id": "sha256:d", "RepoTags": None, "Labels": None}]
     result = filters.tts_prunable_images(images, [], REPO, keep=3, sources="new")
-    assert result == {"tags": [], "stages": ["sha256:a"]}
+    assert result == {"tags": [], "stages": ["sha256:a", "sha256:e"]}
