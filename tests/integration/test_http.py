@@ -363,6 +363,15 @@ def test_a_full_worker_answers_503_with_retry_after_at_once(slow_server):
     assert slow_server.speech(input="Hi.").status_code == 200
 
 
+def test_back_to_back_requests_never_find_their_own_last_one_still_counted(start_server):
+    """A one-slot worker frees the slot when the audio is made, before the last byte goes
+    out: a client's next request must not race the previous one's clean-up into a 503."""
+    server = start_server("one-slot", workers=1, max_concurrency=1)
+    answers = [server.speech(input="Hi.", response_format="pcm", stream=stream).status_code
+               for _ in range(40) for stream in (False, True)]
+    assert answers == [200] * 80
+
+
 def test_the_error_rate_fault_answers_500_json_and_the_server_stays_ready(start_server):
     server = start_server("failing", workers=1, faults={"error_rate": 1})
     assert server.get("/version").json()["faults"] == {"error_rate": 1.0}

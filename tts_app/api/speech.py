@@ -15,6 +15,7 @@ from ..audio import CONTENT_TYPES, encode, pcm16, wav_header
 from ..engines.base import Engine
 from ..errors import ApiError
 from ..faults import FaultInjector
+from ..limits import Lease
 from ..service import current_service
 from ..speech_request import SpeechRequest, parse_speech_request
 
@@ -32,14 +33,20 @@ def create_speech():
         raise ApiError(503, "server_busy",
                        f"this worker already runs {service.limiter.limit} speech requests",
                        {"Retry-After": str(service.config.retry_after_seconds)})
+    # The slot is held while audio is made, not while bytes travel: a whole answer frees it
+    # once built, so a client's next request never finds its own last one still counted; a
+    # stream frees it after its last token (or when the client goes away).
     try:
         service.faults.before_speech()
-        respond = _streamed if speech.stream else _whole
-        response = respond(model.engine, service.faults, speech)
+        if speech.stream:
+            response = _streamed(model.engine, service.faults, speech, lease)
+        else:
+            response = _whole(model.engine, service.faults, speech)
     except BaseException:
         lease.release()
         raise
-    # Released when the last byte is sent (or the client goes away), not when the view returns.
+    if not speech.stream:
+        lease.release()
     response.call_on_close(lease.release)
     response.call_on_close(lambda: metrics.update_memory(service.device))
     return response
@@ -63,7 +70,7 @@ def _whole(engine: Engine, faults: FaultInjector, speech: SpeechRequest) -> Resp
     return Response(body, content_type=CONTENT_TYPES[speech.response_format])
 
 
-def _streamed(engine: Engine, faults: FaultInjector, speech: SpeechRequest) -> Response:
+def _streamed(engine: Engine, faults: FaultInjector, speech: SpeechRequest, lease: Lease) -> Response:
     """Chunked audio, the first chunk as soon as the engine yields its first token."""
     tokens = engine.stream(speech.text, speech.voice, speech.speed)
     started = time.perf_counter()
@@ -88,6 +95,7 @@ def _streamed(engine: Engine, faults: FaultInjector, speech: SpeechRequest) -> R
                 yield head
             metrics.observe_speech(samples / engine.sample_rate, synthesis_seconds)
         finally:
+            lease.release()
             close = getattr(tokens, "close", None)
             if close:
                 close()  # the client left early: stop the engine making audio nobody hears
