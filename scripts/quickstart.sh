@@ -18,10 +18,10 @@ step "Base image (built locally: this machine has no registry)"
 ./scripts/bootstrap-base-image.sh
 
 step "Load balancer, stable version on blue, monitoring, webhook receiver (playbooks/site.yml)"
-.venv/bin/ansible-playbook playbooks/site.yml -e reason="quickstart: stable version"
+.venv/bin/ansible-playbook playbooks/site.yml -e 'reason="quickstart: stable version"'
 
 step "Candidate version on green, parked at weight 0 (playbooks/deploy.yml)"
-.venv/bin/ansible-playbook playbooks/deploy.yml -e version=2.0 -e reason="quickstart: candidate"
+.venv/bin/ansible-playbook playbooks/deploy.yml -e version=2.0 -e 'reason="quickstart: candidate"'
 
 cat <<'DONE'
 

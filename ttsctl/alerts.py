@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ttsctl import clock, free_text
+
 PAYLOAD_VERSION = "4"
 STATUSES = ("firing", "resolved")
 CANDIDATE_PHASES = ("deployed", "canary")
 COLORS = ("blue", "green")
-REASON_LIMIT = 400  # characters of the audit record's reason
+
 
 # Why an alert did nothing: the values of ttsctl_webhook_alerts_ignored_total{reason}.
 RESOLVED = "resolved"
@@ -22,9 +24,14 @@ NOT_ROLLBACK = "not_rollback"                # no action="rollback" label
 INCOMPLETE = "incomplete_labels"             # a rollback alert without color or version
 NO_CANDIDATE = "no_candidate"                # nothing deployed beside the active colour
 NOT_CANDIDATE = "not_current_candidate"      # about a version or colour no longer a candidate
+STALE = "stale_epoch"                        # about an earlier epoch of the candidate, or older than it
 IN_PROGRESS = "rollback_in_progress"         # a rollback is running already
 ALREADY_DONE = "already_rolled_back"         # this candidate was rolled back by this receiver
-IGNORE_REASONS = (RESOLVED, NOT_ROLLBACK, INCOMPLETE, NO_CANDIDATE, NOT_CANDIDATE, IN_PROGRESS, ALREADY_DONE)
+IGNORE_REASONS = (RESOLVED, NOT_ROLLBACK, INCOMPLETE, NO_CANDIDATE, NOT_CANDIDATE, STALE, IN_PROGRESS,
+                  ALREADY_DONE)
+# How far the clocks of Prometheus and of the load-balancer host (which stamps the epoch) may
+# disagree before an alert that seems to have started before its epoch is taken as stale.
+CLOCK_SKEW_S = 300
 
 
 class PayloadError(ValueError):
@@ -160,16 +167,26 @@ def judge(alert: Alert, candidate: Candidate | None) -> Verdict:
         return Verdict(alert, False, NO_CANDIDATE)
     if (alert.labels["color"], alert.labels["version"]) != (candidate.color, candidate.version):
         return Verdict(alert, False, NOT_CANDIDATE)
+    # The same colour and version may have been judged before (an earlier canary of it, a
+    # replayed notification): only an alert about this epoch, started in it, may act.
+    if alert.labels.get("epoch") != candidate.epoch or _started_before(alert.starts_at, candidate.epoch):
+        return Verdict(alert, False, STALE)
     return Verdict(alert, True)
+
+
+def _started_before(starts_at: str, epoch: str) -> bool:
+    started, began = clock.parse_stamp(starts_at), clock.parse_stamp(epoch)
+    if started is None or began is None:
+        return False  # Alertmanager always sends startsAt; the epoch label is checked above
+    return (began - started).total_seconds() > CLOCK_SKEW_S
 
 
 def rollback_reason(alert: Alert) -> str:
     """The audit record's reason: alert name, summary and fingerprint, on one line."""
-    summary = " ".join((alert.annotations.get("summary") or "").split())
-    text = alert.name or "unnamed alert"
+    summary = free_text.clean(alert.annotations.get("summary"))
+    text = free_text.clean(alert.name) or "unnamed alert"
     if summary:
         text += f": {summary}"
-    suffix = f" (alert {alert.fingerprint})" if alert.fingerprint else ""
-    if len(text) + len(suffix) > REASON_LIMIT:
-        text = text[: REASON_LIMIT - len(suffix) - 1] + "…"
-    return text + suffix
+    fingerprint = free_text.clean(alert.fingerprint, 64)
+    suffix = f" (alert {fingerprint})" if fingerprint else ""
+    return free_text.clean(text, free_text.REASON_LIMIT - len(suffix)) + suffix

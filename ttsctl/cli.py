@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from ttsctl import audit, clock, lock, render, runner
+from ttsctl import audit, clock, free_text, lock, render, runner
 from ttsctl.progress import Progress
 from ttsctl.settings import Settings
 from ttsctl.webhook import webhook
@@ -42,7 +42,11 @@ class Options:
     keep_artifacts: int | None = None
 
     def settings(self) -> Settings:
-        return Settings.from_env().with_overrides(
+        try:
+            environment = Settings.from_env()
+        except ValueError as exc:
+            raise click.UsageError(f"{exc}; nothing was changed") from exc
+        return environment.with_overrides(
             audit_db=self.audit_db, lock_file=self.lock_file, artifacts_dir=self.artifacts_dir,
             keep_artifacts=self.keep_artifacts, lock_timeout=self.lock_timeout)
 
@@ -56,7 +60,8 @@ class Options:
         return str(path.resolve())
 
     def who(self) -> str:
-        return self.operator or os.environ.get("TTSCTL_OPERATOR") or getpass.getuser()
+        named = self.operator or os.environ.get(free_text.OPERATOR_ENV) or getpass.getuser()
+        return free_text.clean(named, free_text.OPERATOR_LIMIT) or "unknown"
 
 
 def console(stderr: bool = False) -> Console:
@@ -231,17 +236,14 @@ def _change(options: Options, playbook: str, parameters: dict, *, need_reason: b
     out = console()
     operator = options.who()
     interactive = _interactive()
-    reason = options.reason
+    reason = free_text.clean(options.reason) or None
     if need_reason and not reason and interactive:
-        reason = click.prompt(f"Reason for the {playbook}", default="", show_default=False).strip() or None
+        reason = free_text.clean(click.prompt(f"Reason for the {playbook}", default="", show_default=False)) or None
     # Without a reason the playbook refuses: recorded as refused, like a raw run's.
     if confirm and interactive and not options.yes and not options.dry_run:
         if not click.confirm(confirm, default=False):
             out.print(Text(f"✗ {playbook} not confirmed; nothing was changed", style="yellow"))
             sys.exit(EXIT_REFUSED)
-    extravars = {**parameters, "operator": operator}
-    if reason:
-        extravars["reason"] = reason
     header = Text(f"ttsctl {playbook}", style="bold")
     for key, value in parameters.items():
         header.append(f" {key}={value}")
@@ -259,9 +261,13 @@ def _change(options: Options, playbook: str, parameters: dict, *, need_reason: b
                        style="yellow"))
 
     try:
-        outcome = runner.run_playbook(settings, playbook, extravars, check=options.dry_run,
+        outcome = runner.run_playbook(settings, playbook, parameters, check=options.dry_run,
                                       inventory=options.inventory_path(), on_event=progress,
-                                      operator=operator, on_lock_wait=waiting)
+                                      operator=operator, reason=reason, on_lock_wait=waiting)
+    except free_text.Rejected as exc:
+        progress.close()
+        console(stderr=True).print(Text(f"✗ {exc}", style="bold red"))
+        sys.exit(EXIT_REFUSED)
     except lock.LockHeld as held:
         progress.close()
         console(stderr=True).print(Text(

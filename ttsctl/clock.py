@@ -37,6 +37,14 @@ def from_stamp(text: str | None) -> datetime | None:
     return parse(text) if text else None
 
 
+def parse_stamp(text: str | None) -> datetime | None:
+    """A machine's time stamp (ours, Alertmanager's RFC 3339), None when absent or unreadable."""
+    try:
+        return from_stamp(text)
+    except ValueError:
+        return None
+
+
 def seconds_between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None

@@ -3,9 +3,12 @@ Ansible reports. The audit callback plugin feeds it from inside ansible-playbook
 feeds it from ansible-runner's events, so both reach the same verdict on every run."""
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ttsctl import free_text
 
 # Playbooks that change the release; every run of one is recorded and takes the lock.
 STATE_CHANGING = ("deploy", "canary", "promote", "rollback", "site")
@@ -26,11 +29,15 @@ def operator_of(extra_vars: dict, environ=None) -> str:
     """Who acts, as playbooks/vars/release.yml works it out for the release state:
     the ``operator`` extra var, else $TTSCTL_OPERATOR, else the login name."""
     env = os.environ if environ is None else environ
-    return str(extra_vars.get("operator") or env.get("TTSCTL_OPERATOR") or env.get("USER") or "unknown")
+    named = (extra_vars.get("operator") or env.get(free_text.OPERATOR_ENV) or env.get("USER")
+             or env.get("LOGNAME") or getpass.getuser())
+    return free_text.clean(named, free_text.OPERATOR_LIMIT) or "unknown"
 
 
-def reason_of(extra_vars: dict) -> str:
-    return str(extra_vars.get("reason") or "")
+def reason_of(extra_vars: dict, environ=None) -> str:
+    """Why, as playbooks/vars/release.yml has it: the ``reason`` extra var, else $TTSCTL_REASON."""
+    env = os.environ if environ is None else environ
+    return free_text.clean(extra_vars.get("reason") or env.get(free_text.REASON_ENV) or "")
 
 
 def parameters_of(extra_vars: dict) -> dict:

@@ -42,8 +42,8 @@ def playbook_runner(settings: Settings, inventory: str | None = None) -> RunRoll
 
     def run(reason: str) -> RunResult:
         try:
-            outcome = runner.run_playbook(settings, "rollback", {"reason": reason, "operator": OPERATOR},
-                                          inventory=inventory, source=SOURCE, operator=OPERATOR)
+            outcome = runner.run_playbook(settings, "rollback", {}, inventory=inventory, source=SOURCE,
+                                          operator=OPERATOR, reason=reason)
         except lock.LockHeld as held:
             return RunResult("locked", f"{held}; waited {held.waited:.0f} s")
         except runner.RunFailed as exc:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import ansible_runner
 
-from ttsctl import clock, lock, records
+from ttsctl import clock, free_text, lock, records
 from ttsctl.audit import AuditStore
 from ttsctl.settings import Settings
 
@@ -71,14 +71,22 @@ class RunFailed(Exception):
 
 def run_playbook(settings: Settings, playbook: str, extravars: dict, *, check: bool = False,
                  inventory: str | None = None, on_event: EventHandler | None = None,
-                 source: str = "ttsctl", operator: str = "unknown",
+                 source: str = "ttsctl", operator: str = "unknown", reason: str | None = None,
                  on_lock_wait: Callable[[lock.Holder | None], None] | None = None) -> Outcome:
     """Run ``playbooks/<playbook>.yml``. State-changing playbooks run under the release lock
     (raises lock.LockHeld when it stays held past ``settings.lock_timeout``); check mode and
-    read-only playbooks take no lock."""
+    read-only playbooks take no lock.
+
+    ``operator`` and ``reason`` are free text: they reach the playbook through the
+    environment, as data, never as extra vars. Extra vars that Ansible would run as code
+    raise free_text.Rejected before anything runs."""
+    free_text.refuse_unsafe(extravars)
+    operator = free_text.clean(operator, free_text.OPERATOR_LIMIT) or "unknown"
     action = records.action_of(playbook)
     release_lock = None
     envvars = _child_environment(settings, source)
+    envvars[free_text.OPERATOR_ENV] = operator
+    envvars[free_text.REASON_ENV] = free_text.clean(reason)
     if action and not check:
         token = lock.new_token()
         release_lock = lock.ReleaseLock(settings.lock_file)
@@ -96,7 +104,10 @@ def run_playbook(settings: Settings, playbook: str, extravars: dict, *, check: b
             holder = release_lock.read_holder()
             release_lock.release(keep_holder=not recorder.finished and bool(holder and holder.record_id))
     if action and not check:
-        outcome.record = AuditStore(settings.audit_db).find_by_artifact_dir(outcome.artifact_dir)
+        try:
+            outcome.record = AuditStore(settings.audit_db).find_by_artifact_dir(outcome.artifact_dir)
+        except Exception:  # noqa: BLE001 - an unreadable log: the run itself said why
+            outcome.record = None
     return outcome
 
 

@@ -2,6 +2,7 @@
 CLI, the audit callback plugin (which runs inside ansible-playbook) and the webhook."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,9 +28,9 @@ class Settings:
             project_dir=Path(env.get("TTSCTL_PROJECT_DIR") or PACKAGE_PROJECT_DIR),
             audit_db=Path(env.get("TTSCTL_AUDIT_DB") or "/var/lib/ttsctl/audit.db"),
             lock_file=Path(env.get("TTSCTL_LOCK_FILE") or "/var/lib/ttsctl/release.lock"),
-            lock_timeout=float(env.get("TTSCTL_LOCK_TIMEOUT") or 30),
+            lock_timeout=_number(env, "TTSCTL_LOCK_TIMEOUT", 30, float),
             artifacts_dir=Path(env.get("TTSCTL_ARTIFACTS_DIR") or "/var/lib/ttsctl/artifacts"),
-            keep_artifacts=int(env.get("TTSCTL_KEEP_ARTIFACTS") or 50),
+            keep_artifacts=_number(env, "TTSCTL_KEEP_ARTIFACTS", 50, int),
         )
 
     def with_overrides(self, **values) -> Settings:
@@ -50,3 +51,17 @@ class Settings:
     @property
     def playbooks_dir(self) -> Path:
         return self.project_dir / "playbooks"
+
+
+def _number(env, name: str, default, kind):
+    """A setting that must be a number of at least 0: a typo must stop the run, not unlock it."""
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < 0:
+        raise ValueError(f"${name} must be a {'whole ' if kind is int else ''}number of at least 0, got {text!r}")
+    return value

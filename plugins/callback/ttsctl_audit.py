@@ -36,15 +36,17 @@ from ansible.utils.display import Display
 from ansible.utils.vars import load_extra_vars
 
 try:
-    from ttsctl import audit, lock, records
+    from ttsctl import audit, free_text, lock, records
     from ttsctl.settings import Settings
 except ImportError:  # run from a checkout whose project is not installed: it sits two levels up
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from ttsctl import audit, lock, records
+    from ttsctl import audit, free_text, lock, records
     from ttsctl.settings import Settings
 
 display = Display()
 LOCK_HELD_EXIT_CODE = 3
+BAD_INPUT_EXIT_CODE = 5  # ansible-playbook's own code for bad or incomplete options
+NOT_STARTED_EXIT_CODE = 1
 
 
 def _host(result):
@@ -77,11 +79,33 @@ class CallbackModule(CallbackBase):
     # -- start -----------------------------------------------------------------------------
     def v2_playbook_on_start(self, playbook):
         self._close("aborted", "a second playbook started before this one finished")
+        # Before any task renders anything, dry run or not: extra vars are rendered as
+        # trusted templates, so free text in them would run as code.
+        extra_vars = dict(load_extra_vars(playbook._loader))
+        found = free_text.problems(extra_vars, os.environ)
+        if found:
+            for problem in found:
+                display.error(f"ttsctl: {problem}", wrap_text=False)
+            display.error("ttsctl: refused before any task ran; nothing was changed", wrap_text=False)
+            raise SystemExit(BAD_INPUT_EXIT_CODE)
         action = records.action_of(playbook._file_name)
         if action is None or self._dry():
             return
+        try:
+            self._begin(playbook, action, extra_vars)
+        except SystemExit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Ansible would only warn and run the change unlocked
+            display.error(f"ttsctl: could not take the release lock and open the audit record: {exc}; "
+                          "nothing was changed", wrap_text=False)
+            self._recorder = None
+            if self._lock is not None and self._lock.owned:
+                self._lock.release()
+            raise SystemExit(NOT_STARTED_EXIT_CODE) from exc
+
+    def _begin(self, playbook, action, extra_vars):
+        """Take the lock and open the record, or end ansible-playbook before any task runs."""
         settings = Settings.from_env()
-        extra_vars = dict(load_extra_vars(playbook._loader))
         operator = records.operator_of(extra_vars)
         source = os.environ.get("TTSCTL_SOURCE", "ansible-playbook")
         self._lock = lock.ReleaseLock(settings.lock_file)
@@ -105,8 +129,13 @@ class CallbackModule(CallbackBase):
                 controller=socket.gethostname(), pid=os.getpid(),
                 artifact_dir=os.environ.get("AWX_ISOLATED_DATA_DIR"),
                 lock_takeover=_as_dict(took_over))
-        except Exception as exc:  # noqa: BLE001 - never block a rollback on a broken audit log
-            display.warning(f"ttsctl audit: could not record this run in {settings.audit_db}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - sqlite and the file system raise many kinds
+            if action != "rollback":
+                raise RuntimeError(f"the audit log {settings.audit_db} cannot be written ({exc})") from exc
+            # Pulling a bad candidate must not wait for a repaired audit log: the rollback
+            # runs, under the lock, and says loudly that it is not recorded.
+            display.error(f"ttsctl audit: THIS ROLLBACK IS NOT RECORDED: {settings.audit_db} cannot be "
+                          f"written ({exc}); the rollback goes on, record it by hand", wrap_text=False)
             self._store = None
             return
         mine = {"record_id": self._run_id, "audit_db": str(settings.audit_db)}

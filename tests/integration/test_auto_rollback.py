@@ -153,12 +153,13 @@ def test_a_killed_candidate_loses_its_traffic_at_once_and_the_alert_completes_th
 
 
 # -- the receiver, sent payloads directly ----------------------------------------------------
-def alert(status="firing", color="green", version=CANDIDATE, fingerprint="5eed", **labels) -> dict:
+def alert(status="firing", color="green", version=CANDIDATE, fingerprint="5eed", summary=None,
+          starts_at=None, **labels) -> dict:
     return {"status": status,
             "labels": {"alertname": "TTSCandidateErrorRatioHigh", "action": "rollback", "severity": "critical",
                        "color": color, "version": version, "epoch": release_epoch(), **labels},
-            "annotations": {"summary": f"Candidate {color} {version} fails 50% of speech requests"},
-            "startsAt": "2026-11-26T07:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+            "annotations": {"summary": summary or f"Candidate {color} {version} fails 50% of speech requests"},
+            "startsAt": starts_at or utc_stamp(), "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://127.0.0.1:9090/graph", "fingerprint": fingerprint}
 
 
@@ -198,10 +199,12 @@ def test_resolved_and_stale_alerts_change_nothing(baseline):
     playbook("canary", weight=20)
     before, since = state(), utc_stamp()
     answer = post_alerts(payload(alert("resolved"), alert(version="1.9", fingerprint="01d"),
-                                 alert(color="blue", version=STABLE, fingerprint="b1e")), token())
+                                 alert(color="blue", version=STABLE, fingerprint="b1e"),
+                                 alert(fingerprint="e90c", epoch="2000-01-01T00:00:00.000Z"),
+                                 alert(fingerprint="01d5", starts_at="2000-01-01T00:00:00Z")), token())
     assert answer.status_code == 202 and answer.json()["acted"] == []
     assert [i["reason"] for i in answer.json()["ignored"]] == [
-        "resolved", "not_current_candidate", "not_current_candidate"]
+        "resolved", "not_current_candidate", "not_current_candidate", "stale_epoch", "stale_epoch"]
     time.sleep(1)
     assert state() == before and rollback_records(since) == []
 

@@ -61,9 +61,10 @@ class Control:
         return subprocess.run([*TTSCTL, *args], timeout=300, **kwargs)
 
     def raw(self, name: str, *extra: str, **env) -> subprocess.CompletedProcess:
+        """ansible-playbook with each of ``extra`` as an extra var, or as an option (``--check``)."""
         args = [ANSIBLE_PLAYBOOK, f"playbooks/{name}.yml"]
         for item in extra:
-            args += ["-e", item]
+            args += [item] if item.startswith("--") else ["-e", item]
         return subprocess.run(args, cwd=deployment.ROOT, env={**self.env, **env}, text=True,
                               capture_output=True, timeout=300)
 
@@ -177,6 +178,79 @@ def test_refused_input_exits_2_changes_nothing_and_is_recorded(control, args, me
     assert deployment.STATE.read_text() == before and weights() == haproxy_before
     (record,) = control.records()
     assert record["result"] == "refused" and message in record["message"]
+
+
+# -- free text is data ------------------------------------------------------------------------
+def injection(marker: Path) -> str:
+    """Jinja that creates ``marker`` if Ansible ever renders it."""
+    return "{{ lookup('ansible.builtin.pipe', 'touch " + str(marker) + "') }}"
+
+
+def test_template_markup_in_a_reason_or_operator_is_recorded_as_typed_and_never_run(control):
+    marker = control.dir / "owned"
+    typed = f"{injection(marker)} after a \x1b[2Jbad\nday"
+    ok(control.ttsctl("canary", "--weight", "5", "--reason", typed, "--operator", "{{ 7 * 7 }}"))
+    assert deployment.state()["last_change"]["reason"] == f"{injection(marker)} after a [2Jbad day"
+    raw = control.raw("canary", "weight=0", TTSCTL_REASON=injection(marker), TTSCTL_OPERATOR="{% raw %}")
+    assert raw.returncode == 0, raw.stdout
+    assert not marker.exists()
+    by_raw, by_ttsctl = control.records()
+    kept = f"{injection(marker)} after a [2Jbad day"
+    assert (by_ttsctl["reason"], by_ttsctl["operator"]) == (kept, "{{ 7 * 7 }}")
+    assert (by_raw["reason"], by_raw["operator"]) == (injection(marker), "{% raw %}")
+    assert deployment.state()["last_change"]["reason"] == injection(marker)
+    assert deployment.state()["last_change"]["operator"] == "{% raw %}"
+
+
+@pytest.mark.parametrize("playbook, extra, message", [
+    ("rollback", ["reason=INJECTION"], "'reason' holds template markup"),
+    ("canary", ["weight=INJECTION"], "'weight' holds template markup"),
+    ("canary", ["weight=5", '{"release_state_path": "INJECTION"}'], "'release_state_path' holds template markup"),
+    ("status", ["status_output=INJECTION"], "'status_output' holds template markup"),
+    ("promote", ["reason=two words"], "split at a space"),
+])
+@pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
+def test_a_raw_run_whose_extra_vars_could_run_as_code_is_refused_before_any_task(control, playbook, extra,
+                                                                                 message, check):
+    marker = control.dir / "owned"
+    before, haproxy_before = deployment.STATE.read_text(), weights()
+    extra = [item.replace("INJECTION", injection(marker)) for item in extra]
+    done = control.raw(playbook, *extra, *(["--check"] if check else []))
+    said = done.stdout + done.stderr
+    assert done.returncode == 5, said
+    assert message in said and "nothing was changed" in said and "TASK [" not in said
+    assert not marker.exists()
+    assert deployment.STATE.read_text() == before and weights() == haproxy_before
+    assert control.records() == [] and control.lock.read_holder() is None
+
+
+def test_ttsctl_refuses_template_markup_in_a_parameter_with_exit_2(control):
+    marker = control.dir / "owned"
+    done = control.ttsctl("canary", "--weight", injection(marker))
+    assert done.returncode == 2 and "'weight' holds template markup" in done.stderr
+    assert not marker.exists() and control.records() == []
+
+
+# -- the lock and the audit fail closed --------------------------------------------------------
+def test_a_lock_timeout_that_is_not_a_number_stops_the_run_before_any_change(control):
+    before = deployment.STATE.read_text()
+    raw = control.raw("canary", "weight=40", TTSCTL_LOCK_TIMEOUT="soon")
+    assert raw.returncode == 1 and "TTSCTL_LOCK_TIMEOUT must be a number" in raw.stdout + raw.stderr
+    done = control.ttsctl("canary", "--weight", "40", TTSCTL_LOCK_TIMEOUT="soon")
+    assert done.returncode == 2 and "TTSCTL_LOCK_TIMEOUT must be a number" in done.stderr
+    assert deployment.STATE.read_text() == before and control.lock.read_holder() is None
+
+
+def test_a_change_whose_audit_record_cannot_be_written_is_not_run_but_a_rollback_is(control):
+    unwritable = {"TTSCTL_AUDIT_DB": "/proc/ttsctl/audit.db"}
+    before = deployment.STATE.read_text()
+    raw = control.raw("canary", "weight=40", **unwritable)
+    assert raw.returncode == 1 and "audit log /proc/ttsctl/audit.db cannot be written" in raw.stdout + raw.stderr
+    assert deployment.STATE.read_text() == before and control.lock.read_holder() is None
+    # Pulling a candidate does not wait for the audit log: it runs, and says it is not recorded.
+    raw = control.raw("rollback", "reason=unrecorded", **unwritable)
+    assert raw.returncode == 0 and "THIS ROLLBACK IS NOT RECORDED" in raw.stdout + raw.stderr
+    assert deployment.state()["phase"] == "rolled_back"
 
 
 def test_promote_with_no_candidate_is_refused(control):

@@ -76,8 +76,8 @@ def test_the_operator_comes_from_the_option_else_the_environment_else_the_login(
     ttsctl("canary", "--weight", "5", env={"TTSCTL_OPERATOR": "ops"})
     monkeypatch.setattr(cli.getpass, "getuser", lambda: "login")
     ttsctl("canary", "--weight", "5")
-    assert [c["extravars"]["operator"] for c in runs.calls] == ["alice", "ops", "login"]
     assert [c["operator"] for c in runs.calls] == ["alice", "ops", "login"]
+    assert all("operator" not in c["extravars"] for c in runs.calls)
 
 
 def test_global_options_work_before_or_after_the_command(runs, tmp_path, monkeypatch):
@@ -87,17 +87,35 @@ def test_global_options_work_before_or_after_the_command(runs, tmp_path, monkeyp
     ttsctl("canary", "--weight", "5", "--dry-run", "--reason", "r2", "--inventory", "inventory/local")
     first, second = runs.calls
     assert first["check"] and second["check"]
-    assert (first["extravars"]["reason"], first["inventory"]) == ("r1", str(tmp_path / "inv"))
+    assert (first["reason"], first["inventory"]) == ("r1", str(tmp_path / "inv"))
     # ansible-runner reads a relative path as inventory text: it gets absolute paths,
     # from the current directory where they exist, else from the project's.
-    assert second["extravars"]["reason"] == "r2"
+    assert second["reason"] == "r2"
     assert second["inventory"] == str(second["settings"].project_dir / "inventory" / "local")
 
 
 def test_promote_without_a_reason_off_a_terminal_lets_the_playbook_refuse_and_record_it(runs):
     runs.result = "refused"
     outcome = ttsctl("promote")
-    assert outcome.exit_code == 2 and "reason" not in runs.calls[0]["extravars"]
+    assert outcome.exit_code == 2 and runs.calls[0]["reason"] is None
+
+
+def test_free_text_is_passed_apart_from_the_extra_vars_as_typed_on_one_line(runs):
+    ttsctl("rollback", "--reason", "{{ lookup('pipe', 'id') }}\nsecond\x1b[31m line", "--operator", "al\x00ice")
+    call = runs.calls[0]
+    assert call["extravars"] == {}
+    assert (call["reason"], call["operator"]) == ("{{ lookup('pipe', 'id') }} second[31m line", "alice")
+
+
+def test_a_reason_of_only_control_characters_is_no_reason(runs):
+    runs.result = "refused"
+    ttsctl("rollback", "--reason", "\x1b\x07 \n")
+    assert runs.calls[0]["reason"] is None
+
+
+def test_a_setting_that_is_not_a_number_is_a_usage_error_and_runs_nothing(runs):
+    outcome = ttsctl("canary", "--weight", "5", env={"TTSCTL_LOCK_TIMEOUT": "soon"})
+    assert outcome.exit_code == 2 and "TTSCTL_LOCK_TIMEOUT" in outcome.output and runs.calls == []
 
 
 def test_deploy_passes_the_version_and_the_lock_timeout(runs):
@@ -152,7 +170,7 @@ def test_yes_and_dry_run_skip_the_question(runs, at_a_terminal):
 
 def test_on_a_terminal_a_missing_reason_is_asked_for(runs, at_a_terminal):
     outcome = CliRunner().invoke(cli.main, ["rollback"], input="latency spike\n")
-    assert outcome.exit_code == 0 and runs.calls[0]["extravars"]["reason"] == "latency spike"
+    assert outcome.exit_code == 0 and runs.calls[0]["reason"] == "latency spike"
 
 
 def test_rollback_never_asks_for_confirmation(runs, at_a_terminal):

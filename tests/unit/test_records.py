@@ -1,4 +1,7 @@
 """What a run did, in audit terms: the same verdict from the callback and from runner events."""
+import os
+import pwd
+
 import pytest
 
 from ttsctl import records, runner
@@ -20,13 +23,22 @@ def test_the_operator_is_worked_out_as_the_playbooks_do():
     assert records.operator_of({"operator": "alice"}, env) == "alice"
     assert records.operator_of({}, env) == "ops"
     assert records.operator_of({}, {"USER": "root"}) == "root"
-    assert records.operator_of({}, {}) == "unknown"
+    assert records.operator_of({}, {"LOGNAME": "lee"}) == "lee"
+    # No name in the environment: the login of the process, as `id -un` gives the playbook.
+    assert records.operator_of({}, {}) == pwd.getpwuid(os.getuid()).pw_name
+    assert records.operator_of({"operator": "al\x1bice\n"}, env) == "alice"
+
+
+def test_the_reason_is_the_extra_var_else_the_environment_on_one_line():
+    assert records.reason_of({"reason": "why"}, {"TTSCTL_REASON": "env"}) == "why"
+    assert records.reason_of({}, {"TTSCTL_REASON": "two\nlines {{ x }}"}) == "two lines {{ x }}"
+    assert records.reason_of({}, {}) == ""
 
 
 def test_operator_and_reason_are_columns_not_parameters():
     extra = {"weight": "5", "operator": "alice", "reason": "why"}
     assert records.parameters_of(extra) == {"weight": "5"}
-    assert records.reason_of(extra) == "why" and records.reason_of({}) == ""
+    assert records.reason_of(extra, {}) == "why"
 
 
 def test_a_failed_input_check_in_the_first_play_is_a_refusal():

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from ttsctl import alerts, release_view, rollbacks, runner, webhook
+from ttsctl import alerts, free_text, release_view, rollbacks, runner, webhook
 from ttsctl.rollbacks import RunResult
 
 TOKEN = "s3cret-token"
@@ -22,12 +22,13 @@ BASELINE = {
 }
 
 
-def alert(status="firing", name="TTSCandidateErrorRatioHigh", fingerprint="f00d", summary=None, **labels):
+def alert(status="firing", name="TTSCandidateErrorRatioHigh", fingerprint="f00d", summary=None,
+          starts_at="2026-11-26T07:00:30.123456789Z", **labels):
     labels = {"alertname": name, "action": "rollback", "color": "green", "version": "2.0",
               "epoch": BASELINE["last_change"]["time"], "severity": "critical", **labels}
     return {"status": status, "labels": {k: v for k, v in labels.items() if v is not None},
             "annotations": {"summary": summary or "Candidate green 2.0 fails 50% of speech requests"},
-            "startsAt": "2026-11-26T07:00:30Z", "endsAt": "0001-01-01T00:00:00Z",
+            "startsAt": starts_at, "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://prometheus/graph", "fingerprint": fingerprint}
 
 
@@ -93,6 +94,12 @@ def parsed(**kwargs) -> alerts.Alert:
     ({"version": None}, alerts.INCOMPLETE),
     ({"version": "1.9"}, alerts.NOT_CANDIDATE),   # a version no longer deployed
     ({"color": "blue", "version": "1.5"}, alerts.NOT_CANDIDATE),  # the stable colour
+    # The same candidate judged in an earlier epoch, or an alert replayed from long ago.
+    ({"epoch": "2000-01-01T00:00:00.000Z"}, alerts.STALE),
+    ({"epoch": None}, alerts.STALE),
+    ({"starts_at": "2000-01-01T00:00:00Z"}, alerts.STALE),
+    ({"starts_at": "2026-11-26T06:59:00Z"}, ""),   # clocks a minute apart
+    ({"starts_at": "not a time"}, ""),
 ])
 def test_only_a_firing_rollback_alert_about_the_current_candidate_acts(kwargs, reason):
     verdict = alerts.judge(parsed(**kwargs), alerts.candidate_of(BASELINE))
@@ -108,7 +115,13 @@ def test_the_reason_names_the_alert_its_summary_and_its_fingerprint_on_one_line(
     reason = alerts.rollback_reason(parsed(summary="Candidate green 2.0\n fails   50%", fingerprint="ab12"))
     assert reason == "TTSCandidateErrorRatioHigh: Candidate green 2.0 fails 50% (alert ab12)"
     long = alerts.rollback_reason(parsed(summary="x" * 2000, fingerprint="ab12"))
-    assert len(long) == alerts.REASON_LIMIT and long.endswith("… (alert ab12)")
+    assert len(long) == free_text.REASON_LIMIT and long.endswith("… (alert ab12)")
+
+
+def test_the_reason_keeps_an_alert_s_template_markup_as_text_without_control_characters():
+    hostile = parsed(summary="{{ lookup('pipe', 'id') }}\x1b[2J\x00", fingerprint="ab\n12")
+    assert alerts.rollback_reason(hostile) == (
+        "TTSCandidateErrorRatioHigh: {{ lookup('pipe', 'id') }}[2J (alert ab 12)")
 
 
 # -- reading the release state ---------------------------------------------------------------
@@ -351,7 +364,7 @@ def test_concurrent_notifications_make_one_rollback(app, fake):
 
 def test_a_second_alert_in_one_notification_does_not_roll_back_twice(app, client, fake):
     fake.gate.clear()
-    answer = post(client, payload(alert(fingerprint="a"), alert(fingerprint="b", epoch="2026-11-26T06:00:00Z")))
+    answer = post(client, payload(alert(fingerprint="a"), alert(fingerprint="b")))
     fake.gate.set()
     settle(app)
     assert len(answer.json["acted"]) == 1 and answer.json["ignored"][0]["reason"] == "rollback_in_progress"
@@ -435,8 +448,9 @@ def test_the_real_runner_rolls_back_as_alertmanager_through_the_webhook_source(m
     monkeypatch.setattr(runner, "run_playbook", run_playbook)
     result = rollbacks.playbook_runner("settings", "/inv")("TTSCandidateDown: down (alert 1)")
     assert result == RunResult("failed", "no ansible here")
-    assert calls == [("rollback", {"reason": "TTSCandidateDown: down (alert 1)", "operator": "alertmanager"},
-                      {"inventory": "/inv", "source": "webhook", "operator": "alertmanager"})]
+    # The reason is free text built from the alert: passed apart from the extra vars, as data.
+    assert calls == [("rollback", {}, {"inventory": "/inv", "source": "webhook", "operator": "alertmanager",
+                                       "reason": "TTSCandidateDown: down (alert 1)"})]
 
 
 class Sink(BaseHTTPRequestHandler):
