@@ -30,7 +30,7 @@ Local blue/green deployment is up.
   Listeners       http://127.0.0.1:8080/            (web page; POST /v1/audio/speech)
   Blue  (stable)  http://127.0.0.1:6006/version
   Green (cand.)   http://127.0.0.1:6007/version
-  HAProxy stats   http://127.0.0.1:8404/stats       (admin / change-me)   metrics: :8404/metrics
+  HAProxy stats   http://127.0.0.1:8404/stats       (admin; password: /etc/ttsctl/secrets/haproxy_stats_password)   metrics: :8404/metrics
   Prometheus      http://127.0.0.1:9090/            Alertmanager http://127.0.0.1:9093/
   Rollback webhook http://127.0.0.1:9095/health     (ttsctl webhook serve)
 

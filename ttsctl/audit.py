@@ -8,6 +8,7 @@ while a run writes.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ class AuditStore:
     def _connect(self, create: bool = True) -> sqlite3.Connection:
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)
         elif not self.path.exists():
             raise FileNotFoundError(self.path)
         db = sqlite3.connect(self.path, timeout=15, isolation_level=None)
@@ -204,3 +206,11 @@ def _record(row: sqlite3.Row) -> dict:
     if record.get("changed") is not None:
         record["changed"] = bool(record["changed"])
     return record
+
+
+def _private(path: Path) -> None:
+    """The log names who did what and why: readable by its owner only (sqlite gives its -wal
+    and -shm files the same mode)."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)

@@ -132,7 +132,7 @@ def _run(settings, playbook, extravars, *, check, inventory, envvars, recorder, 
     if not path.is_file():
         raise RunFailed(f"no playbook {path}")
     private = Path(settings.artifacts_dir)
-    private.mkdir(parents=True, exist_ok=True)
+    private.mkdir(mode=0o700, parents=True, exist_ok=True)  # a run's output may name hosts and reasons
     ident = f"{clock.utc_now():%Y%m%dT%H%M%S}Z-{playbook}-{secrets.token_hex(3)}"
     facts: dict = {}
 

@@ -149,7 +149,26 @@ def tts_prunable_images(images, containers, repository, keep, protect=(), source
     return {"tags": sorted(tags), "stages": sorted(stale)}
 
 
+# Values shipped in examples and docs, or guessed first: never accepted as a secret.
+KNOWN_SECRETS = frozenset({"change-me", "change-me-and-vault-me", "changeme", "admin", "password", "secret",
+                           "molecule", "token"})
+SECRET_MIN_LENGTH = 32
+
+
+def tts_weak_secret(value, name):
+    """Why ``value`` is no secret for ``name`` (empty when it will do): every role that takes a
+    password or token asks this before changing anything."""
+    text = "" if value is None else str(value)
+    if not text.strip():
+        return f"{name} is not set: give it a random value of at least {SECRET_MIN_LENGTH} characters (vaulted)"
+    if text.strip().lower() in KNOWN_SECRETS:
+        return f"{name} is a published default ({text.strip()!r}): set a random value (vaulted)"
+    if len(text.encode()) < SECRET_MIN_LENGTH:
+        return f"{name} is shorter than {SECRET_MIN_LENGTH} bytes: set a random value (vaulted)"
+    return ""
+
+
 class FilterModule:
     def filters(self):
         return {"tts_servers": tts_servers, "tts_weights": tts_weights, "tts_status": tts_status,
-                "tts_prunable_images": tts_prunable_images}
+                "tts_prunable_images": tts_prunable_images, "tts_weak_secret": tts_weak_secret}

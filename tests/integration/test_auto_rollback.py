@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
-from alerting import (PROMETHEUS, Probe, candidate_faults, deploy_candidate, firing_alerts, podman,
+from alerting import (ALERTMANAGER, PROMETHEUS, Probe, candidate_faults, deploy_candidate, firing_alerts, podman,
                       post_alerts, receiver_health, receiver_metric, release_epoch, rollback_records,
                       start_monitoring_and_receiver, token, wait_for, wait_for_rollback_by_webhook)
 from deployment import (BIN, CANDIDATE, STABLE, Load, changed, colours, ensure_running, haproxy_servers,
@@ -209,6 +210,29 @@ def test_resolved_and_stale_alerts_change_nothing(baseline):
     assert state() == before and rollback_records(since) == []
 
 
+def test_an_alert_posted_to_alertmanager_with_template_markup_rolls_back_with_its_text_as_data(baseline, tmp_path):
+    """Anyone who reaches Alertmanager can post an alert, and Alertmanager hands it to the
+    receiver with the real token: its text must end in the audit log as typed, never run."""
+    marker = tmp_path / "owned"
+    markup = "{{ lookup('ansible.builtin.pipe', 'touch " + str(marker) + "') }}"
+    playbook("canary", weight=20)
+    since = utc_stamp()
+    hostile = {"labels": {"alertname": f"TTSForged{markup}", "action": "rollback", "severity": "critical",
+                          "color": "green", "version": CANDIDATE, "epoch": release_epoch()},
+               "annotations": {"summary": f"{markup}\x1b[2J\nsecond line"}, "startsAt": utc_stamp()}
+    answer = requests.post(f"{ALERTMANAGER}/api/v2/alerts", json=[hostile], timeout=10)
+    assert answer.status_code == 200, answer.text
+    try:
+        rollback = wait_for_rollback_by_webhook(since, 60)
+    finally:  # resolve it, so Alertmanager does not repeat it to later tests
+        requests.post(f"{ALERTMANAGER}/api/v2/alerts", json=[{**hostile, "endsAt": utc_stamp()}], timeout=10)
+    assert rollback["result"] == "ok" and state()["phase"] == "rolled_back"
+    assert not marker.exists()
+    [record] = rollback_records(since)
+    assert record["reason"].startswith(f"TTSForged{markup}: {markup}[2J second line (alert ")
+    assert state()["last_change"]["reason"] == record["reason"]
+
+
 def test_duplicate_and_concurrent_payloads_roll_back_once(baseline):
     playbook("canary", weight=20)
     since = utc_stamp()
@@ -234,6 +258,19 @@ def test_duplicate_and_concurrent_payloads_roll_back_once(baseline):
     assert rollback["result"] == "ok" and state()["phase"] == "rolled_back"
     assert len(rollback_records(since)) == 1
     assert receiver_metric("ttsctl_webhook_alerts_acted_total") == acted_before + 1
+
+
+@pytest.mark.parametrize("weak, why", [("change-me", "published default"), ("s3cret", "shorter than 32 bytes")])
+def test_the_receiver_and_alertmanager_refuse_a_default_or_short_token_before_any_change(automation, weak, why):
+    tokens = [Path("/etc/ttsctl/webhook.token"), Path("/etc/prometheus/webhook.token")]
+    before = [path.read_bytes() for path in tokens]
+    for name in ("control_plane", "monitoring"):
+        done = run(str(BIN / "ansible-playbook"), f"playbooks/{name}.yml", "-e", f"ttsctl_webhook_token={weak}",
+                   check=False)
+        assert done.returncode == 2 and why in done.stdout and "nothing was changed" in done.stdout, done.stdout
+        assert changed(done) == 0
+    assert [path.read_bytes() for path in tokens] == before
+    assert receiver_health()["status"] == "ok"
 
 
 def test_the_control_plane_role_changes_nothing_the_second_time(automation):

@@ -109,3 +109,13 @@ def test_reading_a_store_that_does_not_exist_finds_nothing_and_creates_nothing(t
 def test_a_record_is_found_by_its_runner_artifact_directory(store):
     run = start(store, artifact_dir="/var/lib/ttsctl/artifacts/artifacts/abc")
     assert store.find_by_artifact_dir("/var/lib/ttsctl/artifacts/artifacts/abc")["id"] == run
+
+
+def test_the_log_is_readable_by_its_owner_only_even_one_made_world_readable_before(store, tmp_path):
+    start(store)
+    assert oct(store.path.stat().st_mode & 0o777) == "0o600"
+    older = tmp_path / "older.db"
+    older.touch(mode=0o644)
+    older.chmod(0o644)
+    start(AuditStore(older))
+    assert oct(older.stat().st_mode & 0o777) == "0o600"
