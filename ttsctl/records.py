@@ -14,6 +14,16 @@ from ttsctl import free_text
 STATE_CHANGING = ("deploy", "canary", "promote", "rollback", "site")
 # Extra vars that are columns of their own rather than parameters.
 _OWN_COLUMNS = ("operator", "reason")
+# The extra vars each release playbook of the project takes, beside operator and reason.
+# Anything else would override what the playbooks work out (the weights, the servers, the
+# state's path) behind the release state's back, so it is refused before any task.
+PARAMETERS = {
+    "deploy": ("version", "fault_error_rate", "fault_latency_ms", "fault_silence", "fault_memory_growth_mb"),
+    "canary": ("weight",),
+    "promote": (),
+    "rollback": (),
+    "site": (),
+}
 
 
 def action_of(playbook_path: str) -> str | None:
@@ -38,6 +48,19 @@ def reason_of(extra_vars: dict, environ=None) -> str:
     """Why, as playbooks/vars/release.yml has it: the ``reason`` extra var, else $TTSCTL_REASON."""
     env = os.environ if environ is None else environ
     return free_text.clean(extra_vars.get("reason") or env.get(free_text.REASON_ENV) or "")
+
+
+def parameter_problems(action: str | None, extra_vars: dict) -> list[str]:
+    """Why a release playbook of the project cannot take these extra vars (empty when it can)."""
+    if action not in PARAMETERS:
+        return []
+    allowed = set(PARAMETERS[action]) | set(_OWN_COLUMNS)
+    unknown = sorted(str(key) for key in extra_vars if key not in allowed)
+    if not unknown:
+        return []
+    takes = ", ".join(PARAMETERS[action] + _OWN_COLUMNS)
+    return [f"{action} takes no extra var {', '.join(repr(k) for k in unknown)} (it takes {takes}): settings "
+            "belong in the inventory, where every run sees them"]
 
 
 def parameters_of(extra_vars: dict) -> dict:

@@ -82,13 +82,15 @@ class CallbackModule(CallbackBase):
         # Before any task renders anything, dry run or not: extra vars are rendered as
         # trusted templates, so free text in them would run as code.
         extra_vars = dict(load_extra_vars(playbook._loader))
+        action = records.action_of(playbook._file_name)
         found = free_text.problems(extra_vars, os.environ)
+        if _project_playbook(playbook._file_name):
+            found += records.parameter_problems(action, extra_vars)
         if found:
             for problem in found:
                 display.error(f"ttsctl: {problem}", wrap_text=False)
             display.error("ttsctl: refused before any task ran; nothing was changed", wrap_text=False)
             raise SystemExit(BAD_INPUT_EXIT_CODE)
-        action = records.action_of(playbook._file_name)
         if action is None or self._dry():
             return
         try:
@@ -218,6 +220,14 @@ class CallbackModule(CallbackBase):
     def _end_unfinished(self):
         """ansible-playbook is exiting without having reached the end (Ctrl-C, an error)."""
         self._close("aborted", "the run ended before it finished (interrupted or an error)")
+
+
+def _project_playbook(path):
+    """One of this project's playbooks (stand-ins elsewhere, as in tests, take what they like)."""
+    try:
+        return Path(path).resolve().parent == Settings.from_env().playbooks_dir.resolve()
+    except (OSError, ValueError):
+        return True
 
 
 def _as_dict(holder):

@@ -208,9 +208,12 @@ def test_template_markup_in_a_reason_or_operator_is_recorded_as_typed_and_never_
     ("canary", ["weight=5", '{"release_state_path": "INJECTION"}'], "'release_state_path' holds template markup"),
     ("status", ["status_output=INJECTION"], "'status_output' holds template markup"),
     ("promote", ["reason=two words"], "split at a space"),
+    # Internal variables: the plan the playbook works out from the release state is its own.
+    ("canary", ["weight=5", '{"haproxy_weights": {"green-localhost-0": 256}}'], "takes no extra var 'haproxy_weights'"),
+    ("rollback", ["reason=x", "release_state_path=/tmp/elsewhere.json"], "takes no extra var 'release_state_path'"),
 ])
 @pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
-def test_a_raw_run_whose_extra_vars_could_run_as_code_is_refused_before_any_task(control, playbook, extra,
+def test_a_raw_run_whose_extra_vars_could_run_as_code_or_override_the_plan_is_refused_before_any_task(control, playbook, extra,
                                                                                  message, check):
     marker = control.dir / "owned"
     before, haproxy_before = deployment.STATE.read_text(), weights()

@@ -35,6 +35,15 @@ def test_the_reason_is_the_extra_var_else_the_environment_on_one_line():
     assert records.reason_of({}, {}) == ""
 
 
+def test_each_release_playbook_takes_its_own_parameters_and_nothing_internal():
+    assert records.parameter_problems("canary", {"weight": "5", "reason": "r", "operator": "o"}) == []
+    assert records.parameter_problems("deploy", {"version": "2.0", "fault_error_rate": "0.5"}) == []
+    (problem,) = records.parameter_problems("canary", {"weight": "5", "haproxy_weights": {}, "tts_servers": []})
+    assert "'haproxy_weights', 'tts_servers'" in problem and "it takes weight, operator, reason" in problem
+    assert records.parameter_problems("rollback", {"version": "2.0"})
+    assert records.parameter_problems(None, {"status_output": "/tmp/s.json"}) == []
+
+
 def test_operator_and_reason_are_columns_not_parameters():
     extra = {"weight": "5", "operator": "alice", "reason": "why"}
     assert records.parameters_of(extra) == {"weight": "5"}
