@@ -81,6 +81,10 @@ class Candidate:
     def key(self) -> tuple[str, str, str]:
         return (self.color, self.version, self.epoch)
 
+    def expected(self) -> dict:
+        """What the release_state module's ``expect`` compares with the state it rolls back."""
+        return {"color": self.color, "version": self.version, "epoch": self.epoch}
+
 
 @dataclass(frozen=True)
 class Verdict:

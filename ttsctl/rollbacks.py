@@ -34,16 +34,17 @@ class RunResult:
     record_id: int | None = None
 
 
-RunRollback = Callable[[str], RunResult]
+RunRollback = Callable[[str, alerts.Candidate], RunResult]
 
 
 def playbook_runner(settings: Settings, inventory: str | None = None) -> RunRollback:
-    """playbooks/rollback.yml through ttsctl.runner, as operator ``alertmanager``."""
+    """playbooks/rollback.yml through ttsctl.runner, as operator ``alertmanager``, for this
+    candidate only: the release state refuses it once another change has come between."""
 
-    def run(reason: str) -> RunResult:
+    def run(reason: str, candidate: alerts.Candidate) -> RunResult:
         try:
             outcome = runner.run_playbook(settings, "rollback", {}, inventory=inventory, source=SOURCE,
-                                          operator=OPERATOR, reason=reason)
+                                          operator=OPERATOR, reason=reason, expect=candidate.expected())
         except lock.LockHeld as held:
             return RunResult("locked", f"{held}; waited {held.waited:.0f} s")
         except runner.RunFailed as exc:
@@ -174,7 +175,7 @@ class Rollbacks:
                     rollback.message = "the candidate is no longer deployed: nothing left to roll back"
                     return
             rollback.attempts = attempt
-            outcome = self._run(rollback.reason)
+            outcome = self._run(rollback.reason, candidate)
             rollback.result, rollback.message = outcome.result, outcome.message
             rollback.audit_record = outcome.record_id or rollback.audit_record
             # A refusal changed nothing and would be refused again; failed or locked may pass.

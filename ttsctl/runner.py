@@ -3,6 +3,7 @@ to a change. It takes the release lock, hands it to the ansible-playbook child, 
 events to whoever watches, and says what happened in audit-record terms."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -19,6 +20,7 @@ from ttsctl.audit import AuditStore
 from ttsctl.settings import Settings
 
 EventHandler = Callable[[dict], None]
+EXPECT_ENV = "TTSCTL_EXPECT_CANDIDATE"  # read by playbooks/rollback.yml
 
 
 @dataclass
@@ -72,14 +74,15 @@ class RunFailed(Exception):
 def run_playbook(settings: Settings, playbook: str, extravars: dict, *, check: bool = False,
                  inventory: str | None = None, on_event: EventHandler | None = None,
                  source: str = "ttsctl", operator: str = "unknown", reason: str | None = None,
-                 on_lock_wait: Callable[[lock.Holder | None], None] | None = None) -> Outcome:
+                 expect: dict | None = None, on_lock_wait: Callable[[lock.Holder | None], None] | None = None) -> Outcome:
     """Run ``playbooks/<playbook>.yml``. State-changing playbooks run under the release lock
     (raises lock.LockHeld when it stays held past ``settings.lock_timeout``); check mode and
     read-only playbooks take no lock.
 
     ``operator`` and ``reason`` are free text: they reach the playbook through the
     environment, as data, never as extra vars. Extra vars that Ansible would run as code
-    raise free_text.Rejected before anything runs."""
+    raise free_text.Rejected before anything runs. ``expect`` (a rollback's candidate) makes
+    the release state refuse the change unless it still has that candidate."""
     free_text.refuse_unsafe(extravars)
     operator = free_text.clean(operator, free_text.OPERATOR_LIMIT) or "unknown"
     action = records.action_of(playbook)
@@ -87,6 +90,8 @@ def run_playbook(settings: Settings, playbook: str, extravars: dict, *, check: b
     envvars = _child_environment(settings, source)
     envvars[free_text.OPERATOR_ENV] = operator
     envvars[free_text.REASON_ENV] = free_text.clean(reason)
+    if expect is not None:
+        envvars[EXPECT_ENV] = json.dumps(expect)
     if action and not check:
         token = lock.new_token()
         release_lock = lock.ReleaseLock(settings.lock_file)

@@ -24,6 +24,12 @@ options:
   operator: {description: Who asked., type: str, default: unknown}
   reason: {description: Why., type: str, default: ""}
   time: {description: UTC ISO 8601 time stamp of the change; now when omitted., type: str}
+  expect:
+    description:
+      - "Rollback only: the candidate it is meant for, C({color, version, epoch}), epoch being the
+        time of the state's last change. Refused when the state no longer has that candidate, so
+        a rollback asked for one candidate never rolls back the next (compare and set)."
+    type: dict
 attributes:
   check_mode: {support: full}
 """
@@ -66,8 +72,23 @@ def parse_weight(value):
     return weight
 
 
-def transition(state, action, version=None, image=None, weight=None):
+def candidate(state):
+    """{color, version, epoch} of the colour under test, None when there is none."""
+    active = state["active"]
+    standby = other(active) if active else None
+    if not standby or not state["colors"].get(standby) or state["phase"] not in ("deployed", "canary"):
+        return None
+    return {"color": standby, "version": str(state["colors"][standby]["version"]),
+            "epoch": str((state.get("last_change") or {}).get("time") or "")}
+
+
+def transition(state, action, version=None, image=None, weight=None, expect=None):
     """The next state for an action, or Refused. Pure: no I/O, no time stamps."""
+    if action == "rollback" and expect is not None:
+        wanted = {key: str(expect.get(key) or "") for key in ("color", "version", "epoch")}
+        if candidate(state) != wanted:
+            raise Refused(f"the rollback was asked for {wanted['color']} {wanted['version']} of epoch "
+                          f"{wanted['epoch']}, which is no longer the candidate")
     new = json.loads(json.dumps(state))
     active = state["active"]
     standby = other(active) if active else None
@@ -144,7 +165,7 @@ def main():
                         choices=["read", "deploy", "canary", "promote", "rollback"]),
             version=dict(type="str"), image=dict(type="str"), weight=dict(type="raw"),
             operator=dict(type="str", default="unknown"), reason=dict(type="str", default=""),
-            time=dict(type="str"),
+            time=dict(type="str"), expect=dict(type="dict"),
         ),
         supports_check_mode=True,
     )
@@ -156,7 +177,7 @@ def main():
     if p["action"] == "read":
         module.exit_json(changed=False, state=before, before=before, colors=colours(before))
     try:
-        after = transition(before, p["action"], p["version"], p["image"], p["weight"])
+        after = transition(before, p["action"], p["version"], p["image"], p["weight"], p["expect"])
     except Refused as exc:
         module.fail_json(msg=f"refused: {exc}", refused=True, state=before, before=before)
     changed = after != before

@@ -256,6 +256,19 @@ def test_a_change_whose_audit_record_cannot_be_written_is_not_run_but_a_rollback
     assert deployment.state()["phase"] == "rolled_back"
 
 
+def test_a_rollback_meant_for_an_earlier_candidate_is_refused_and_changes_nothing(control):
+    current = deployment.state()
+    meant = {"color": "green", "version": "2.0", "epoch": "2000-01-01T00:00:00Z"}
+    before, haproxy_before = deployment.STATE.read_text(), weights()
+    raw = control.raw("rollback", "reason=stale", TTSCTL_EXPECT_CANDIDATE=json.dumps(meant))
+    assert raw.returncode == 2 and "no longer the candidate" in raw.stdout, raw.stdout
+    assert deployment.STATE.read_text() == before and weights() == haproxy_before
+    assert control.records()[0]["result"] == "refused"
+    meant["epoch"] = current["last_change"]["time"]
+    ok(control.raw("rollback", 'reason="still it"', TTSCTL_EXPECT_CANDIDATE=json.dumps(meant)))
+    assert deployment.state()["phase"] == "rolled_back"
+
+
 def test_promote_with_no_candidate_is_refused(control):
     ok(control.ttsctl("rollback", "--reason", "park it"))
     before = deployment.STATE.read_text()

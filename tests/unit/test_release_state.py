@@ -55,6 +55,19 @@ def test_rollback_during_canary_parks_the_candidate(deployed):
     assert (rolled["active"], rolled["candidate_weight"], rolled["phase"]) == ("blue", 0, "rolled_back")
 
 
+def test_a_rollback_for_one_candidate_never_rolls_back_the_next(deployed):
+    canary = {**step(deployed, "canary", weight=20), "last_change": {"time": "2026-12-04T03:00:00Z"}}
+    meant = {"color": "green", "version": "2.0", "epoch": "2026-12-04T03:00:00Z"}
+    assert step(canary, "rollback", expect=meant)["phase"] == "rolled_back"
+    for other_candidate in ({**meant, "epoch": "2026-12-04T02:00:00Z"}, {**meant, "version": "1.9"},
+                            {**meant, "color": "blue"}, {}):
+        with pytest.raises(release.Refused, match="no longer the candidate"):
+            step(canary, "rollback", expect=other_candidate)
+    promoted = step(canary, "promote")
+    with pytest.raises(release.Refused):
+        step(promoted, "rollback", expect=meant)
+
+
 def test_repeating_an_action_changes_nothing(deployed):
     canary = step(deployed, "canary", weight=5)
     assert step(canary, "canary", weight=5) == canary

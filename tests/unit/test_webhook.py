@@ -164,13 +164,15 @@ class FakeRollback:
     def __init__(self, state_file):
         self.state_file = state_file
         self.reasons: list[str] = []
+        self.candidates: list[alerts.Candidate] = []
         self.results: list[RunResult] = []
         self.gate = threading.Event()
         self.gate.set()
         self.finished = threading.Event()
 
-    def __call__(self, reason: str) -> RunResult:
+    def __call__(self, reason: str, candidate: alerts.Candidate) -> RunResult:
         self.reasons.append(reason)
+        self.candidates.append(candidate)
         self.gate.wait(10)
         result = self.results.pop(0) if self.results else RunResult("ok", None, 41)
         if result.result == "ok":
@@ -295,6 +297,7 @@ def test_a_firing_alert_about_the_candidate_is_answered_202_and_rolled_back_once
     settle(app)
     assert fake.reasons == ["TTSCandidateErrorRatioHigh: Candidate green 2.0 fails 50% of speech requests "
                             "(alert f00d)"]
+    assert fake.candidates == [alerts.candidate_of(BASELINE)]
     last = client.get("/health").json["last_rollback"]
     assert last["result"] == "ok" and last["audit_record"] == 41 and last["color"] == "green"
     assert metric(client, "ttsctl_webhook_alerts_acted_total") == 1
@@ -408,7 +411,7 @@ def test_no_retry_once_someone_else_has_rolled_the_candidate_back(make_app, fake
     app = make_app(attempts=3)
     client = app.test_client()
 
-    def locked_while_someone_rolls_back(reason):
+    def locked_while_someone_rolls_back(reason, candidate):
         fake.reasons.append(reason)
         state_file.write_text(json.dumps({**BASELINE, "phase": "rolled_back"}))
         return RunResult("locked", "held by alice")
@@ -446,11 +449,15 @@ def test_the_real_runner_rolls_back_as_alertmanager_through_the_webhook_source(m
         raise runner.RunFailed("no ansible here")
 
     monkeypatch.setattr(runner, "run_playbook", run_playbook)
-    result = rollbacks.playbook_runner("settings", "/inv")("TTSCandidateDown: down (alert 1)")
+    candidate = alerts.candidate_of(BASELINE)
+    result = rollbacks.playbook_runner("settings", "/inv")("TTSCandidateDown: down (alert 1)", candidate)
     assert result == RunResult("failed", "no ansible here")
     # The reason is free text built from the alert: passed apart from the extra vars, as data.
+    # The candidate is what the release state must still have for the rollback to change it.
     assert calls == [("rollback", {}, {"inventory": "/inv", "source": "webhook", "operator": "alertmanager",
-                                       "reason": "TTSCandidateDown: down (alert 1)"})]
+                                       "reason": "TTSCandidateDown: down (alert 1)",
+                                       "expect": {"color": "green", "version": "2.0",
+                                                  "epoch": "2026-11-26T07:00:00.000Z"}})]
 
 
 class Sink(BaseHTTPRequestHandler):
