@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 the change failed, 2 usage error or refused input (nothing
 """
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import os
@@ -162,9 +163,14 @@ def status(options: Options, as_json: bool):
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
               help="At most this many records, newest first (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Export the records as JSON.")
+@click.option("--verify", is_flag=True,
+              help="Check the log's hash chain instead: exit 1 when a record was rewritten, deleted or inserted.")
 @click.pass_obj
-def history(options: Options, since, until, who, actions, limit, as_json):
+def history(options: Options, since, until, who, actions, limit, as_json, verify):
     """Every recorded change, newest first: ttsctl's, raw playbooks' and the webhook's."""
+    if verify:
+        _verify(audit.AuditStore(options.settings().audit_db), as_json)
+        return
     try:
         query = audit.Query(since=clock.stamp(clock.parse(since)) if since else None,
                             until=clock.stamp(clock.parse(until)) if until else None,
@@ -178,6 +184,19 @@ def history(options: Options, since, until, who, actions, limit, as_json):
         console().print(Text("no recorded changes match", style="dim"))
     else:
         console().print(render.history(rows, alive=_record_alive))
+
+
+def _verify(store: audit.AuditStore, as_json: bool) -> None:
+    try:
+        checked = store.verify()
+    except FileNotFoundError:
+        console(stderr=True).print(Text(f"✗ no audit log at {store.path}", style="bold red"))
+        sys.exit(EXIT_FAILED)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(checked), indent=2, sort_keys=True))
+    else:
+        console().print(render.verification(checked, store.path))
+    sys.exit(EXIT_OK if checked.intact else EXIT_FAILED)
 
 
 def _record_alive(record: dict) -> bool:

@@ -135,9 +135,26 @@ def history(rows: list[dict], alive=lambda record: True) -> Table:
                          + (f", run #{takeover['record_id']}" if takeover.get("record_id") else "") + ")",
                          style="magenta")
         started = (row.get("started_at") or "").replace("T", " ")[:19]
+        who = Text(row.get("operator") or "")
+        if row.get("os_user") and row["os_user"] != row.get("operator"):
+            who.append(f"\nas {row['os_user']}", style="dim")  # the account, beside the name declared
         table.add_row(str(row.get("id")), started, "-" if took is None else f"{took:.1f} s",
-                      row.get("operator") or "", change, result_text, notes)
+                      who, change, result_text, notes)
     return table
+
+
+def verification(checked, path) -> Text:
+    """What ``history --verify`` found: intact with the head digest to copy, or each problem."""
+    if checked.intact:
+        text = Text(f"✓ audit log intact: {checked.records} records, {checked.entries} chain entries", style="green")
+        if checked.unchained:
+            text.append(f" ({checked.unchained} records from before the chain began are not covered)", style="dim")
+        text.append(f"\n  {path}\n  head {checked.head}  (copy it elsewhere: a later check must still find it)")
+        return text
+    text = Text(f"✗ audit log {path} was altered: {len(checked.problems)} problems", style="bold red")
+    for problem in checked.problems:
+        text.append(f"\n  - {problem}", style="red")
+    return text
 
 
 # -- end of a run ----------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def run_playbook(settings: Settings, playbook: str, extravars: dict, *, check: b
     operator = free_text.clean(operator, free_text.OPERATOR_LIMIT) or "unknown"
     action = records.action_of(playbook)
     release_lock = None
-    envvars = _child_environment(settings, source)
+    envvars = _child_environment(settings)
     envvars[free_text.OPERATOR_ENV] = operator
     envvars[free_text.REASON_ENV] = free_text.clean(reason)
     if expect is not None:
@@ -116,9 +116,8 @@ def run_playbook(settings: Settings, playbook: str, extravars: dict, *, check: b
     return outcome
 
 
-def _child_environment(settings: Settings, source: str) -> dict[str, str]:
+def _child_environment(settings: Settings) -> dict[str, str]:
     env = settings.environ()
-    env["TTSCTL_SOURCE"] = source
     # ansible-playbook from the same installation as ttsctl, activated or not.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     # The project's ansible.cfg, wherever ttsctl was started from.

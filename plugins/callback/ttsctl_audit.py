@@ -109,9 +109,8 @@ class CallbackModule(CallbackBase):
         """Take the lock and open the record, or end ansible-playbook before any task runs."""
         settings = Settings.from_env()
         operator = records.operator_of(extra_vars)
-        source = os.environ.get("TTSCTL_SOURCE", "ansible-playbook")
         self._lock = lock.ReleaseLock(settings.lock_file)
-        wanted = lock.Holder.this_process(operator=operator, action=action, source=source)
+        wanted = lock.Holder.this_process(operator=operator, action=action, source="ansible-playbook")
         try:
             grant = self._lock.acquire(wanted, settings.lock_timeout, token=os.environ.get(lock.TOKEN_ENV),
                                        on_wait=self._say_waiting)
@@ -119,6 +118,9 @@ class CallbackModule(CallbackBase):
             display.error(f"{held}; waited {held.waited:.0f} s (TTSCTL_LOCK_TIMEOUT={settings.lock_timeout:g}); "
                           "nothing was changed", wrap_text=False)
             raise SystemExit(LOCK_HELD_EXIT_CODE)
+        # The source is not the caller's word: a run is ttsctl's or the webhook's only when
+        # that process took the lock and handed this run its token.
+        source = grant.holder.source if not grant.owned else "ansible-playbook"
         took_over = grant.took_over or self._took_over_by_parent(grant)
         self._store = audit.AuditStore(settings.audit_db)
         self._recorder = records.RunRecorder()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -159,6 +160,17 @@ def test_ttsctl_and_raw_playbook_runs_are_recorded_alike(control):
     assert [r["id"] for r in exported] == [by_raw["id"], by_ttsctl["id"]]
     table = ok(control.ttsctl("history", "--since", "10m")).stdout
     assert "canary weight=5" in table and "via ansible-playbook" in table
+
+
+def test_a_raw_run_cannot_pass_for_the_webhook_and_its_account_is_kept(control):
+    ok(control.raw("canary", "weight=0", TTSCTL_SOURCE="webhook", TTSCTL_OPERATOR="alertmanager"))
+    ok(control.ttsctl("canary", "--weight", "0"))
+    by_ttsctl, by_raw = control.records()
+    assert (by_raw["source"], by_raw["operator"]) == ("ansible-playbook", "alertmanager")
+    assert by_ttsctl["source"] == "ttsctl"
+    assert by_raw["os_user"] == by_ttsctl["os_user"] == pwd.getpwuid(os.getuid()).pw_name
+    verified = ok(control.ttsctl("history", "--verify"))
+    assert "audit log intact: 2 records, 4 chain entries" in verified.stdout
 
 
 # -- refusals: exit 2, a clear message, nothing changed, recorded as refused -----------------

@@ -1,4 +1,6 @@
 """The audit log: committed at the start, closed once, never rewritten, never deleted."""
+import os
+import pwd
 import sqlite3
 
 import pytest
@@ -119,3 +121,70 @@ def test_the_log_is_readable_by_its_owner_only_even_one_made_world_readable_befo
     older.chmod(0o644)
     start(AuditStore(older))
     assert oct(older.stat().st_mode & 0o777) == "0o600"
+
+
+def tamper(store, *statements):
+    """What root can do to the file: drop the triggers, then edit rows or the chain."""
+    db = sqlite3.connect(store.path, isolation_level=None)
+    for trigger in ("runs_closed_rows_are_final", "runs_who_and_what_are_final", "runs_are_never_deleted",
+                    "chain_is_never_rewritten", "chain_is_never_deleted"):
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    for statement in statements:
+        db.execute(statement)
+    db.close()
+
+
+@pytest.fixture
+def history(store):
+    first = start(store)
+    store.close(first, result="ok", changed=True, state_after=STATE)
+    second = start(store, reason="second")
+    store.note_state_before(second, STATE)
+    store.close_dead(second, found_by=3)
+    start(store, reason="still running")
+    return store
+
+
+def test_an_intact_log_verifies_and_names_its_head(history):
+    checked = history.verify()
+    assert checked.intact and (checked.records, checked.entries, checked.unchained) == (3, 5, 0)
+    assert len(checked.head) == 64
+
+
+def test_each_record_keeps_the_account_the_run_ran_as(store):
+    record = store.get(start(store, operator="declared-alice"))
+    assert (record["os_user"], record["os_uid"]) == (pwd.getpwuid(os.getuid()).pw_name, os.getuid())
+
+
+@pytest.mark.parametrize("statements, found", [
+    (["UPDATE runs SET reason = 'nothing to see' WHERE id = 1"], "record #1 does not match its open entry"),
+    (["UPDATE runs SET result = 'ok', message = NULL WHERE id = 2"], "record #2 does not match its close entry"),
+    (["DELETE FROM runs WHERE id = 2"], "record #2 is in the chain but not in the log"),
+    (["INSERT INTO runs (started_at, operator, action, source, playbook, controller, pid) "
+      "VALUES ('2026-01-01T00:00:00.000Z', 'mallory', 'promote', 'ttsctl', 'p', 'vm', 1)"],
+     "record #4 is not in the chain"),
+    (["DELETE FROM chain WHERE seq = 1"], "record #1 is not in the chain"),
+    (["DELETE FROM chain WHERE seq = 4"], "record #2 is closed in the log but not in the chain"),
+])
+def test_a_rewritten_deleted_or_inserted_record_is_found(history, statements, found):
+    tamper(history, *statements)
+    checked = history.verify()
+    assert not checked.intact and any(found in problem for problem in checked.problems), checked.problems
+
+
+def test_a_log_from_before_the_chain_is_upgraded_and_its_old_records_counted(tmp_path):
+    old = tmp_path / "old.db"
+    db = sqlite3.connect(old, isolation_level=None)
+    db.executescript("""CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL,
+        finished_at TEXT, operator TEXT NOT NULL, action TEXT NOT NULL, parameters TEXT NOT NULL DEFAULT '{}',
+        reason TEXT NOT NULL DEFAULT '', result TEXT NOT NULL DEFAULT 'running', message TEXT, changed INTEGER,
+        failed_hosts TEXT NOT NULL DEFAULT '[]', state_before TEXT, state_after TEXT, artifact_dir TEXT,
+        source TEXT NOT NULL, playbook TEXT NOT NULL, inventory TEXT NOT NULL DEFAULT '[]',
+        controller TEXT NOT NULL, pid INTEGER NOT NULL, lock_takeover TEXT);
+        INSERT INTO runs (started_at, operator, action, source, playbook, controller, pid, result)
+        VALUES ('2025-01-01T00:00:00.000Z', 'alice', 'canary', 'ttsctl', 'p', 'vm', 1, 'ok');""")
+    db.close()
+    store = AuditStore(old)
+    start(store)
+    checked = store.verify()
+    assert checked.intact and (checked.records, checked.unchained) == (2, 1)

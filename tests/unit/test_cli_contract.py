@@ -1,6 +1,7 @@
 """The CLI's contract with scripts: what it passes to the playbooks and its exit codes.
 Playbook runs are replaced by canned outcomes here; tests/integration/test_cli.py runs them."""
 import json
+import sqlite3
 
 import pytest
 from click.testing import CliRunner
@@ -176,3 +177,19 @@ def test_on_a_terminal_a_missing_reason_is_asked_for(runs, at_a_terminal):
 def test_rollback_never_asks_for_confirmation(runs, at_a_terminal):
     outcome = CliRunner().invoke(cli.main, ["rollback", "--reason", "now"], input="")
     assert outcome.exit_code == 0 and len(runs.calls) == 1
+
+
+def test_history_verify_exits_0_on_an_intact_log_and_1_naming_each_problem(runs, tmp_path):
+    store = AuditStore(tmp_path / "audit.db")
+    common = dict(parameters={}, reason="", source="ttsctl", playbook="p", inventory=[], controller="vm", pid=1)
+    store.close(store.open(operator="alice", action="canary", **common), result="ok")
+    intact = ttsctl("history", "--verify")
+    assert intact.exit_code == 0 and "audit log intact: 1 records, 2 chain entries" in intact.stdout
+    assert json.loads(ttsctl("history", "--verify", "--json").stdout)["head"] in intact.stdout
+    db = sqlite3.connect(store.path, isolation_level=None)
+    db.execute("DROP TRIGGER runs_closed_rows_are_final")
+    db.execute("DROP TRIGGER runs_who_and_what_are_final")
+    db.execute("UPDATE runs SET operator = 'mallory'")
+    db.close()
+    altered = ttsctl("history", "--verify")
+    assert altered.exit_code == 1 and "record #1 does not match its open entry" in altered.stdout
