@@ -56,7 +56,8 @@ def test_rules_pass_promtool_check(rules_dir: Path):
 
 def test_every_rule_behaviour_has_unit_tests():
     assert {t.stem for t in RULE_TESTS} >= {
-        "bad_candidate", "healthy_canary", "quiet_canary", "latency", "down", "memory", "release_state"}
+        "bad_candidate", "healthy_canary", "quiet_canary", "latency", "down", "memory", "release_state",
+        "watchers"}
 
 
 @needs_promtool
@@ -107,6 +108,8 @@ def test_alertmanager_config_passes_amtool_check(alertmanager_config: Path):
     (["alertname=TTSCandidateDown", "action=rollback", "color=green", "version=2.0"], "rollback"),
     (["alertname=TTSCanaryInsufficientTraffic", "verdict=no_verdict", "color=green"], "default"),
     (["alertname=TTSReleaseStateUnknown", "severity=warning"], "default"),
+    (["alertname=TTSWatchdog", "severity=none"], "watchdog"),
+    (["alertname=TTSRollbackReceiverDown", "severity=critical"], "default"),
 ])
 def test_rollback_alerts_route_to_the_webhook_and_others_to_the_default(alertmanager_config, labels, receiver):
     result = run("amtool", "config", "routes", "test", f"--config.file={alertmanager_config}", *labels)
