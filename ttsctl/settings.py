@@ -20,6 +20,7 @@ class Settings:
     lock_timeout: float
     artifacts_dir: Path
     keep_artifacts: int
+    run_timeout: float = 3600.0  # seconds a change may run before it is stopped; 0: no limit
 
     @classmethod
     def from_env(cls, environ=None) -> Settings:
@@ -31,6 +32,7 @@ class Settings:
             lock_timeout=_number(env, "TTSCTL_LOCK_TIMEOUT", 30, float),
             artifacts_dir=Path(env.get("TTSCTL_ARTIFACTS_DIR") or "/var/lib/ttsctl/artifacts"),
             keep_artifacts=_number(env, "TTSCTL_KEEP_ARTIFACTS", 50, int),
+            run_timeout=_number(env, "TTSCTL_RUN_TIMEOUT", 3600.0, float),
         )
 
     def with_overrides(self, **values) -> Settings:
@@ -46,6 +48,7 @@ class Settings:
             "TTSCTL_LOCK_TIMEOUT": str(self.lock_timeout),
             "TTSCTL_ARTIFACTS_DIR": str(self.artifacts_dir),
             "TTSCTL_KEEP_ARTIFACTS": str(self.keep_artifacts),
+            "TTSCTL_RUN_TIMEOUT": str(self.run_timeout),
         }
 
     @property

@@ -26,8 +26,10 @@ requirements:
 
 import atexit
 import os
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from ansible import context
@@ -74,6 +76,8 @@ class CallbackModule(CallbackBase):
         self._lock = None
         self._run_id = None
         self._recorder = None
+        self._timer = None
+        self._timed_out = None
         atexit.register(self._end_unfinished)
 
     # -- start -----------------------------------------------------------------------------
@@ -141,7 +145,9 @@ class CallbackModule(CallbackBase):
             display.error(f"ttsctl audit: THIS ROLLBACK IS NOT RECORDED: {settings.audit_db} cannot be "
                           f"written ({exc}); the rollback goes on, record it by hand", wrap_text=False)
             self._store = None
+            self._start_timer(settings.run_timeout)
             return
+        self._start_timer(settings.run_timeout)
         mine = {"record_id": self._run_id, "audit_db": str(settings.audit_db)}
         if not grant.owned:
             mine.update(runner_pid=os.getpid(), runner_pid_start=lock.process_start(os.getpid()))
@@ -150,6 +156,20 @@ class CallbackModule(CallbackBase):
             if took_over.record_id and took_over.audit_db == str(settings.audit_db):
                 self._store.close_dead(took_over.record_id, found_by=self._run_id)
             display.warning(f"ttsctl: took the release lock over from a holder that died: {took_over.describe()}")
+
+    def _start_timer(self, seconds):
+        """A hung run must not hold the lock for ever: past the timeout it is interrupted
+        (as Ctrl-C would), which ends its tasks, closes its record and frees the lock."""
+        if seconds:
+            self._timer = threading.Timer(seconds, self._time_out, args=(seconds,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _time_out(self, seconds):
+        self._timed_out = seconds
+        display.error(f"ttsctl: the run took longer than TTSCTL_RUN_TIMEOUT={seconds:g} s: stopping it",
+                      wrap_text=False)
+        os.kill(os.getpid(), signal.SIGINT)
 
     def _took_over_by_parent(self, grant):
         """ttsctl took the lock for this run; a takeover it made is noted in the holder file."""
@@ -203,6 +223,8 @@ class CallbackModule(CallbackBase):
         if self._recorder is None:
             return
         recorder, self._recorder = self._recorder, None
+        if self._timer is not None:
+            self._timer.cancel()
         if self._store and self._run_id:
             if result == "aborted":
                 fields = {**recorder.closing_fields(), "result": "aborted", "message": message}
@@ -221,7 +243,10 @@ class CallbackModule(CallbackBase):
 
     def _end_unfinished(self):
         """ansible-playbook is exiting without having reached the end (Ctrl-C, an error)."""
-        self._close("aborted", "the run ended before it finished (interrupted or an error)")
+        if self._timed_out:
+            self._close("aborted", f"stopped after TTSCTL_RUN_TIMEOUT={self._timed_out:g} s: the run took too long")
+        else:
+            self._close("aborted", "the run ended before it finished (interrupted or an error)")
 
 
 def _project_playbook(path):

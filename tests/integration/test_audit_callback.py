@@ -168,3 +168,14 @@ def test_a_sigkilled_run_stays_unfinished_and_the_next_run_takes_its_lock_over(s
     assert after["lock_takeover"]["record_id"] == dead["id"]
     assert dead["result"] == "died" and dead["finished_at"] is None and f"run #{after['id']}" in dead["message"]
     assert lock.ReleaseLock(site["env"]["TTSCTL_LOCK_FILE"]).read_holder() is None
+
+
+def test_a_run_past_its_timeout_is_stopped_recorded_as_aborted_and_frees_the_lock(site):
+    started = time.monotonic()
+    done = playbook(site, "canary", "weight=5", "linger=60", TTSCTL_RUN_TIMEOUT="3")
+    assert done.returncode != 0 and time.monotonic() - started < 40
+    assert "took longer than TTSCTL_RUN_TIMEOUT=3 s" in done.stdout
+    (record,) = site["store"].query()
+    assert record["result"] == "aborted" and "TTSCTL_RUN_TIMEOUT=3" in record["message"]
+    assert lock.ReleaseLock(site["env"]["TTSCTL_LOCK_FILE"]).read_holder() is None
+    assert playbook(site, "canary", "weight=0").returncode == 0  # the next change runs
