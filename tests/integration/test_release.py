@@ -5,13 +5,14 @@ test puts it back. Traffic goes through the frontend on 127.0.0.1:8080 only.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
 import pytest
 import requests
 
-from deployment import (CANDIDATE, FRONTEND, STABLE, Load, colours, changed, ensure_running,
+from deployment import (BIN, CANDIDATE, FRONTEND, STABLE, Load, colours, changed, ensure_running,
                         haproxy, haproxy_servers, playbook, run, state)
 
 pytestmark = pytest.mark.integration
@@ -71,6 +72,31 @@ def test_promote_gives_the_candidate_everything_and_rollback_takes_it_back(basel
     assert state()["active"] == "blue" and state()["phase"] == "rolled_back"
     assert colours(100) == {"blue": 100}
     assert state()["last_change"]["reason"] == "latency"
+    # The rolled-back colour is parked: forcing the candidate reaches no one but the stable.
+    assert colours(20, headers={"X-Canary": "always"}) == {"blue": 20}
+
+
+def test_the_sticky_cookie_names_no_server(baseline):
+    playbook("canary", weight=100)
+    answer = requests.get(f"{FRONTEND}/version", timeout=10)
+    sticky = answer.cookies.get("TTS_SERVER")
+    assert sticky and re.fullmatch(r"[0-9a-f]{12}", sticky) and "localhost" not in answer.headers["Set-Cookie"]
+
+
+def test_with_a_canary_key_only_testers_who_send_it_can_force_the_candidate(baseline, tmp_path):
+    key = "k" * 8 + "0123456789abcdef0123456789"
+    keyed = tmp_path / "canary_key.yml"
+    keyed.write_text(f"all:\n  vars:\n    haproxy_canary_key: {key}\n")
+    site = [str(BIN / "ansible-playbook"), "playbooks/site.yml", "-i", "inventory/local"]
+    try:
+        run(*site, "-i", str(keyed))
+        assert colours(20, headers={"X-Canary": "always"}) == {"blue": 20}
+        assert colours(20, cookies={"gray_test": "true", "canary_key": "wrong"}) == {"blue": 20}
+        assert colours(20, headers={"X-Canary": "always", "X-Canary-Key": key}) == {"green": 20}
+        assert colours(20, cookies={"gray_test": "true", "canary_key": key}) == {"green": 20}
+    finally:
+        run(*site)
+    assert colours(20, headers={"X-Canary": "always"}) == {"green": 20}
 
 
 def test_no_request_fails_under_load_through_canary_promote_rollback(baseline):
