@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from ttsctl import audit, clock, free_text, lock, render, runner
+from ttsctl import audit, clock, free_text, lock, records, render, runner
 from ttsctl.progress import Progress
 from ttsctl.settings import Settings
 from ttsctl.webhook import webhook
@@ -158,7 +158,7 @@ def status(options: Options, as_json: bool):
 @click.option("--until", metavar="TIME", help="Before this time (same forms).")
 @click.option("--operator", "who", metavar="NAME", help="Only this operator's runs.")
 @click.option("--action", "actions", multiple=True,
-              type=click.Choice(["deploy", "canary", "promote", "rollback", "site"]),
+              type=click.Choice(records.STATE_CHANGING),
               help="Only these actions (repeat the option for several).")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
               help="At most this many records, newest first (0: all).")

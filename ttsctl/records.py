@@ -10,8 +10,10 @@ from pathlib import Path
 
 from ttsctl import free_text
 
-# Playbooks that change the release; every run of one is recorded and takes the lock.
-STATE_CHANGING = ("deploy", "canary", "promote", "rollback", "site")
+# Playbooks that change the system; every run of one is recorded and takes the lock. The
+# first five change the release; the others its watchers and hosts (thresholds, routes,
+# tokens, drivers), which deserve the same record.
+STATE_CHANGING = ("deploy", "canary", "promote", "rollback", "site", "monitoring", "control_plane", "gpu_host")
 # Extra vars that are columns of their own rather than parameters.
 _OWN_COLUMNS = ("operator", "reason")
 # The extra vars each release playbook of the project takes, beside operator and reason.

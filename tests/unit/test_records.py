@@ -13,6 +13,7 @@ AFTER = {"active": "blue", "candidate_weight": 5, "phase": "canary"}
 @pytest.mark.parametrize("path, action", [
     ("playbooks/canary.yml", "canary"), ("/x/playbooks/promote.yml", "promote"), ("rollback.yaml", "rollback"),
     ("deploy.yml", "deploy"), ("site.yml", "site"), ("playbooks/status.yml", None), ("other.yml", None),
+    ("playbooks/monitoring.yml", "monitoring"), ("control_plane.yml", "control_plane"), ("gpu_host.yml", "gpu_host"),
 ])
 def test_only_the_release_playbooks_are_recorded(path, action):
     assert records.action_of(path) == action
