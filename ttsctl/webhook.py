@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tts_app.errors import ApiError, register_error_handlers
 
-from ttsctl import alerts, release_view
+from ttsctl import alerts, release_view, webhook_worker
 from ttsctl.rollbacks import OPERATOR, Rollbacks, RunRollback, playbook_runner
 from ttsctl.settings import Settings
 from ttsctl.webhook_metrics import WebhookMetrics
@@ -295,10 +295,13 @@ def webhook():
               type=click.FloatRange(min=0), default=5.0, help="Seconds between tries.")
 @click.option("--threads", envvar="TTSCTL_WEBHOOK_THREADS", show_envvar=True, type=click.IntRange(1, 64),
               default=4, help="Request threads of the one worker process.")
+@click.option("--read-timeout", envvar="TTSCTL_WEBHOOK_READ_TIMEOUT", show_envvar=True,
+              type=click.FloatRange(min=0.1), default=webhook_worker.READ_TIMEOUT_S,
+              help="Seconds a client may take over each read or write: a stalled one is dropped.")
 @click.option("--log-level", envvar="TTSCTL_WEBHOOK_LOG_LEVEL", show_envvar=True, default="info",
               type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 def serve(host, port, token_file, release_state, inventory, notify_url, max_body_bytes, attempts,
-          retry_delay, threads, log_level):
+          retry_delay, threads, read_timeout, log_level):
     """Receive Alertmanager's notifications on POST /alerts and roll back the candidate a
     firing rollback alert names.
 
@@ -320,11 +323,12 @@ def serve(host, port, token_file, release_state, inventory, notify_url, max_body
     except TokenError as exc:
         raise click.ClickException(str(exc)) from None
     run = playbook_runner(settings, _inventory_path(inventory, settings))
+    webhook_worker.READ_TIMEOUT_S = read_timeout  # the worker is forked from this process
     _gunicorn_application(lambda: create_app(config, run), {
         "bind": _bind(host, port),
         "workers": 1,            # the record of rollbacks lives in this one process
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": "ttsctl.webhook_worker.BoundedThreadWorker",
         # A stopping worker waits for its rollback: the lock wait plus a playbook run.
         "graceful_timeout": int(settings.lock_timeout) + 300,
         "worker_exit": _wait_for_rollback,

@@ -10,6 +10,7 @@ tests/integration/test_auto_rollback.py
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from alerting import (ALERTMANAGER, PROMETHEUS, Probe, candidate_faults, deploy_candidate, firing_alerts, podman,
+from alerting import (ALERTMANAGER, PROMETHEUS, RECEIVER, Probe, candidate_faults, deploy_candidate, firing_alerts, podman,
                       post_alerts, receiver_health, receiver_metric, release_epoch, rollback_records,
                       start_monitoring_and_receiver, token, wait_for, wait_for_rollback_by_webhook)
 from deployment import (BIN, CANDIDATE, STABLE, Load, changed, colours, ensure_running, haproxy_servers,
@@ -194,6 +195,28 @@ def test_the_receiver_refuses_malformed_payloads(automation, body, content_type,
     assert answer.status_code == status
     assert set(answer.json()["error"]) == {"message", "type", "code"}
     assert state() == before
+
+
+def test_clients_that_send_half_a_request_and_stall_do_not_silence_the_receiver(automation):
+    """Four times its threads in stalled clients, half in the headers, half in the body:
+    each is dropped after the read timeout, so /health and Alertmanager get a thread."""
+    stalled = []
+    for number in range(16):
+        client = socket.create_connection(("127.0.0.1", 9095))
+        partial = b"POST /alerts HTTP/1.1\r\nHost: x\r\n"
+        if number % 2:
+            partial += b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        client.sendall(partial)
+        stalled.append(client)
+    try:
+        assert requests.get(f"{RECEIVER}/health", timeout=60).json()["status"] == "ok"
+        for client in stalled:  # answered 4xx or dropped by the receiver, not left waiting
+            client.settimeout(30)
+            answer = client.recv(4096)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer
+    finally:
+        for client in stalled:
+            client.close()
 
 
 def test_resolved_and_stale_alerts_change_nothing(baseline):
