@@ -22,6 +22,14 @@ def colour(name: str | None) -> Text:
 def status(report: dict) -> Group:
     """The status report of playbooks/status.yml as a headline, two tables and the verdict."""
     parts = [_headline(report), _colours_table(report), _servers_table(report)]
+    silences = report.get("rollback_silences")
+    if silences is None and "rollback_silences" in report:
+        parts.append(Text("? Alertmanager did not answer: whether automatic rollback is silenced is unknown",
+                          style="yellow"))
+    for silence in silences or []:
+        parts.append(Text(f"⚠ automatic rollback is silenced until {silence.get('ends_at')} by "
+                          f"{silence.get('created_by')} ({silence.get('matchers')}): {silence.get('comment')}",
+                          style="bold yellow"))
     problems = report.get("disagreements") or []
     if problems:
         verdict = Text("Disagreements:\n", style="bold red")

@@ -3,6 +3,8 @@ release state becomes HAProxy weights, so the config template, the runtime API c
 status and monitoring can never disagree."""
 from __future__ import annotations
 
+import re
+
 COLORS = ("blue", "green")
 HAPROXY_MAX_WEIGHT = 256
 
@@ -58,11 +60,53 @@ def tts_weights(state, servers, up=None):
     return weights
 
 
-def tts_status(state, haproxy, version_results):
+# The alerts that roll a candidate back (labelled action="rollback" by the monitoring rules).
+ROLLBACK_ALERTS = ("TTSCandidateErrorRatioHigh", "TTSCandidateLatencyHigh", "TTSCandidateDown",
+                   "TTSCandidateMemoryHigh")
+
+
+def _matches(matcher, value):
+    """Whether an Alertmanager matcher ({name, value, isRegex, isEqual}) accepts the value."""
+    expected = str(matcher.get("value", ""))
+    if matcher.get("isRegex"):
+        try:
+            hit = re.fullmatch(expected, value) is not None
+        except re.error:
+            hit = False
+    else:
+        hit = expected == value
+    return hit if matcher.get("isEqual", True) else not hit
+
+
+def rollback_silences(silences):
+    """The active Alertmanager silences that mute some automatic rollback: an ``action``
+    matcher that accepts ``rollback``, an ``alertname`` matcher that accepts a rollback
+    alert, or neither (it silences by other labels, such as the colour)."""
+    muting = []
+    for silence in silences or []:
+        if (silence.get("status") or {}).get("state") != "active":
+            continue
+        matchers = silence.get("matchers") or []
+        by_name = {m.get("name"): m for m in matchers}
+        if "action" in by_name and not _matches(by_name["action"], "rollback"):
+            continue
+        if "alertname" in by_name and not any(_matches(by_name["alertname"], a) for a in ROLLBACK_ALERTS):
+            continue
+        muting.append({
+            "id": silence.get("id"), "created_by": silence.get("createdBy"), "comment": silence.get("comment"),
+            "ends_at": silence.get("endsAt"),
+            "matchers": ", ".join(f"{m.get('name')}{'' if m.get('isEqual', True) else '!'}{'=~' if m.get('isRegex') else '='}"
+                                  f"{m.get('value')}" for m in matchers),
+        })
+    return muting
+
+
+def tts_status(state, haproxy, version_results, silences=None):
     """One report from the release state, HAProxy's view and each instance's /version.
 
     ``haproxy`` is the haproxy_info result, ``version_results`` the looped uri results
-    (each carries its server as ``item``). Every disagreement is listed in words.
+    (each carries its server as ``item``), ``silences`` Alertmanager's (None when it could
+    not be asked). Every disagreement is listed in words.
     """
     servers = [r["item"] for r in version_results]
     seen = {s["name"]: s for s in haproxy.get("servers", [])}
@@ -117,6 +161,8 @@ def tts_status(state, haproxy, version_results):
         "last_change": state.get("last_change"), "colors": colours, "servers": report,
         "haproxy_running": bool(haproxy.get("running")),
         "disagreements": problems, "consistent": not problems,
+        # None: Alertmanager did not answer, so whether the automation is muted is unknown.
+        "rollback_silences": None if silences is None else rollback_silences(silences),
     }
 
 

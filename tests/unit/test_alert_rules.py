@@ -6,6 +6,7 @@ rules: a bad candidate is rolled back, a healthy or quiet one is not, and so on.
 """
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +18,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "monitoring"
 RULE_TESTS = sorted((ROLE / "tests" / "rules").glob("*.yml"))
+
+_spec = importlib.util.spec_from_file_location("tts_filters", ROOT / "plugins" / "filter" / "tts.py")
+FILTERS = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(FILTERS)
 
 needs_promtool = pytest.mark.skipif(
     shutil.which("promtool") is None,
@@ -73,6 +78,7 @@ def test_rollback_alerts_carry_action_colour_and_version():
     rollback = {name for name, r in alerts.items() if r["labels"].get("action") == "rollback"}
     assert rollback == {"TTSCandidateErrorRatioHigh", "TTSCandidateLatencyHigh",
                         "TTSCandidateDown", "TTSCandidateMemoryHigh"}
+    assert rollback == set(FILTERS.ROLLBACK_ALERTS)  # what ttsctl status counts as muting them
     assert "action" not in alerts["TTSCanaryInsufficientTraffic"]["labels"]
     # colour and version come from the expression (tts:candidate:*), not from static labels
     for name in rollback:

@@ -174,3 +174,31 @@ def test_pruning_keeps_only_the_newest_install_stage_of_the_current_sources():
               {"Id": "sha256:d", "RepoTags": None, "Labels": None}]
     result = filters.tts_prunable_images(images, [], REPO, keep=3, sources="new")
     assert result == {"tags": [], "stages": ["sha256:a", "sha256:e"]}
+
+
+def silence(*matchers, state="active"):
+    return {"id": "s1", "status": {"state": state}, "createdBy": "mallory", "comment": "quiet please",
+            "endsAt": "2026-12-04T06:00:00Z",
+            "matchers": [{"name": n, "value": v, "isRegex": r, "isEqual": e} for n, v, r, e in matchers]}
+
+
+@pytest.mark.parametrize("matchers, mutes", [
+    ([("action", "rollback", False, True)], True),
+    ([("action", "roll.*", True, True)], True),
+    ([("alertname", "TTSCandidateDown", False, True)], True),
+    ([("color", "green", False, True)], True),  # silences everything about green, rollbacks too
+    ([("action", "rollback", False, False)], False),  # action!="rollback"
+    ([("action", "page", False, True)], False),
+    ([("alertname", "TTSStableInstanceDown", False, True)], False),
+    ([("alertname", "TTSCandidate(Down", True, True)], False),  # a broken regex matches nothing
+])
+def test_status_names_the_silences_that_mute_automatic_rollback(matchers, mutes):
+    found = filters.rollback_silences([silence(*matchers), silence(*matchers, state="expired")])
+    assert bool(found) == mutes
+    if mutes:
+        assert found[0]["created_by"] == "mallory" and found[0]["comment"] == "quiet please"
+
+
+def test_status_without_an_answer_from_alertmanager_says_it_does_not_know():
+    report = filters.tts_status(json.loads(json.dumps(release.EMPTY)), {"running": False}, [], None)
+    assert report["rollback_silences"] is None

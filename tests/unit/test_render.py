@@ -130,3 +130,12 @@ def test_the_summary_of_a_refusal_gives_the_reason_and_says_nothing_changed():
                                    record={"id": 3}, artifact_dir=None))
     assert "✗ promote refused" in shown and "no candidate to promote" in shown
     assert "nothing was changed" in shown
+
+
+def test_status_warns_of_silences_that_mute_automatic_rollback_or_that_it_cannot_tell():
+    muted = {**REPORT, "rollback_silences": [{"created_by": "mallory", "ends_at": "2026-12-04T06:00:00Z",
+                                              "matchers": "action=rollback", "comment": "shh"}]}
+    shown = text_of(render.status(muted))
+    assert "automatic rollback is silenced until 2026-12-04T06:00:00Z by mallory (action=rollback): shh" in shown
+    assert "Alertmanager did not answer" in text_of(render.status({**REPORT, "rollback_silences": None}))
+    assert "silenced" not in text_of(render.status({**REPORT, "rollback_silences": []}))
