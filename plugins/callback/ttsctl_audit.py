@@ -10,7 +10,8 @@ name: ttsctl_audit
 type: notification
 short_description: Record every state-changing release run and hold the release lock during it
 description:
-  - For the playbooks that change the release (deploy, canary, promote, rollback, site), at
+  - For the playbooks that change the system (deploy, canary, promote, rollback, site,
+    monitoring, control_plane, gpu_host), at
     playbook start it takes the release lock (waiting up to C(TTSCTL_LOCK_TIMEOUT) seconds,
     else it ends ansible-playbook with exit code 3 and says who holds the lock since when)
     and commits an audit record; at the end it closes the record with the result
@@ -18,8 +19,16 @@ description:
   - A lock left by a process that died is taken over; the takeover is recorded and the dead
     run's record is closed as C(died).
   - Check mode (C(--check)) changes nothing, so it is neither locked nor recorded.
+  - Before any task of any playbook, check mode too, it ends ansible-playbook with exit code
+    5 when an extra var holds template markup, was split at a space, carries control
+    characters in free text, or (for the project's release playbooks) is not one the
+    playbook takes. It ends it with exit code 1 when the lock or the audit record cannot be
+    set up, except for a rollback, which runs and says it is not recorded.
+  - A run still going after C(TTSCTL_RUN_TIMEOUT) seconds (3600) is interrupted, its record
+    closed as C(aborted) and the lock freed.
   - Settings come from the environment, shared with ttsctl
-    (C(TTSCTL_AUDIT_DB), C(TTSCTL_LOCK_FILE), C(TTSCTL_LOCK_TIMEOUT)); see docs/cli.md.
+    (C(TTSCTL_AUDIT_DB), C(TTSCTL_LOCK_FILE), C(TTSCTL_LOCK_TIMEOUT), C(TTSCTL_RUN_TIMEOUT));
+    see docs/cli.md.
 requirements:
   - enabled in ansible.cfg (callbacks_enabled = ttsctl_audit)
 """

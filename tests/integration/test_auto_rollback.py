@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from alerting import (ALERTMANAGER, PROMETHEUS, RECEIVER, Probe, candidate_faults, deploy_candidate, firing_alerts, podman,
-                      post_alerts, receiver_health, receiver_metric, release_epoch, rollback_records,
+from alerting import (ALERTMANAGER, PROMETHEUS, RECEIVER, Probe, candidate_faults, deploy_candidate,
+                      firing_alerts, podman, post_alerts, receiver_health, receiver_metric, release_epoch, rollback_records,
                       start_monitoring_and_receiver, token, wait_for, wait_for_rollback_by_webhook)
 from deployment import (BIN, CANDIDATE, STABLE, Load, changed, colours, ensure_running, haproxy_servers,
                         playbook, run, state)
@@ -200,6 +200,7 @@ def test_the_receiver_refuses_malformed_payloads(automation, body, content_type,
 def test_clients_that_send_half_a_request_and_stall_do_not_silence_the_receiver(automation):
     """Four times its threads in stalled clients, half in the headers, half in the body:
     each is dropped after the read timeout, so /health and Alertmanager get a thread."""
+    wait_for(answers_health, 30, what="the receiver")  # a receiver restarted just now binds late
     stalled = []
     for number in range(16):
         client = socket.create_connection(("127.0.0.1", 9095))
@@ -217,6 +218,39 @@ def test_clients_that_send_half_a_request_and_stall_do_not_silence_the_receiver(
     finally:
         for client in stalled:
             client.close()
+
+
+def answers_health() -> bool:
+    try:
+        return receiver_health()["status"] == "ok"
+    except requests.RequestException:
+        return False
+
+
+def test_status_shows_a_silence_that_mutes_automatic_rollback(automation):
+    """Anyone who reaches Alertmanager can mute the automation: the operator must see it."""
+    ends = clock_in(minutes=10)
+    made = requests.post(f"{ALERTMANAGER}/api/v2/silences", timeout=10, json={
+        "matchers": [{"name": "action", "value": "rollback", "isRegex": False, "isEqual": True}],
+        "startsAt": utc_stamp(), "endsAt": ends, "createdBy": "mallory", "comment": "{{ 7 * 7 }} shh"})
+    assert made.status_code == 200, made.text
+    try:
+        shown = run(str(BIN / "python"), "-m", "ttsctl", "status").stdout
+        assert "automatic rollback is silenced" in shown and "mallory" in shown and "{{ 7 * 7 }} shh" in shown
+        report = json.loads(run(str(BIN / "python"), "-m", "ttsctl", "status", "--json").stdout)
+        assert [(s["created_by"], s["matchers"]) for s in report["rollback_silences"]] == [("mallory", "action=rollback")]
+    finally:
+        requests.delete(f"{ALERTMANAGER}/api/v2/silence/{made.json()['silenceID']}", timeout=10)
+    report = json.loads(run(str(BIN / "python"), "-m", "ttsctl", "status", "--json").stdout)
+    assert report["rollback_silences"] == []
+
+
+def clock_in(minutes: float) -> str:
+    from datetime import timedelta
+
+    from ttsctl import clock
+
+    return clock.stamp(clock.utc_now() + timedelta(minutes=minutes))
 
 
 def test_resolved_and_stale_alerts_change_nothing(baseline):

@@ -87,7 +87,7 @@ def test_with_a_canary_key_only_testers_who_send_it_can_force_the_candidate(base
     key = "k" * 8 + "0123456789abcdef0123456789"
     keyed = tmp_path / "canary_key.yml"
     keyed.write_text(f"all:\n  vars:\n    haproxy_canary_key: {key}\n")
-    site = [str(BIN / "ansible-playbook"), "playbooks/site.yml", "-i", "inventory/local"]
+    site = [str(BIN / "ansible-playbook"), "tests/integration/playbooks/haproxy.yml", "-i", "inventory/local"]
     try:
         run(*site, "-i", str(keyed))
         assert colours(20, headers={"X-Canary": "always"}) == {"blue": 20}
