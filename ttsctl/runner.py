@@ -90,8 +90,8 @@ def run_playbook(settings: Settings, playbook: str, extravars: dict, *, check: b
     envvars = _child_environment(settings)
     envvars[free_text.OPERATOR_ENV] = operator
     envvars[free_text.REASON_ENV] = free_text.clean(reason)
-    if expect is not None:
-        envvars[EXPECT_ENV] = json.dumps(expect)
+    # Always set, so a value left in the caller's environment never judges another rollback.
+    envvars[EXPECT_ENV] = json.dumps(expect) if expect is not None else ""
     if action and not check:
         token = lock.new_token()
         release_lock = lock.ReleaseLock(settings.lock_file)

@@ -79,3 +79,21 @@ def test_the_cli_exits_2_on_template_markup_and_runs_nothing(no_ansible, args):
     outcome = CliRunner().invoke(cli.main, args)
     assert outcome.exit_code == 2 and "template markup" in outcome.output
     assert not (no_ansible / "ttsctl_audit_db").exists()
+
+
+def test_the_child_gets_free_text_and_the_expected_candidate_in_its_environment_only(no_ansible, monkeypatch):
+    """A value left in the caller's environment must not speak for this run."""
+    seen = {}
+
+    def capture(**kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(runner.ansible_runner, "run", capture)
+    monkeypatch.setenv("TTSCTL_EXPECT_CANDIDATE", '{"color": "green"}')
+    monkeypatch.setenv("TTSCTL_REASON", "stale")
+    with pytest.raises(runner.RunFailed):
+        runner.run_playbook(Settings.from_env(), "status", {}, operator="al\nice", reason=INJECTION)
+    env = seen["envvars"]
+    assert (env["TTSCTL_OPERATOR"], env["TTSCTL_REASON"], env["TTSCTL_EXPECT_CANDIDATE"]) == ("al ice", INJECTION, "")
+    assert seen["extravars"] == {}
