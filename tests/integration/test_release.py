@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from deployment import (BIN, CANDIDATE, FRONTEND, STABLE, Load, wait_for, colours, changed, ensure_running,
+from deployment import (CANDIDATE, FRONTEND, STABLE, Load, colours, changed, ensure_running,
                         haproxy, haproxy_servers, playbook, run, state)
 
 pytestmark = pytest.mark.integration
@@ -81,25 +81,6 @@ def test_the_sticky_cookie_names_no_server(baseline):
     answer = requests.get(f"{FRONTEND}/version", timeout=10)
     sticky = answer.cookies.get("TTS_SERVER")
     assert sticky and re.fullmatch(r"[0-9a-f]{12}", sticky) and "localhost" not in answer.headers["Set-Cookie"]
-
-
-def test_with_a_canary_key_only_testers_who_send_it_can_force_the_candidate(baseline, tmp_path):
-    key = "k" * 8 + "0123456789abcdef0123456789"
-    keyed = tmp_path / "canary_key.yml"
-    keyed.write_text(f"all:\n  vars:\n    haproxy_canary_key: {key}\n")
-    site = [str(BIN / "ansible-playbook"), "tests/integration/playbooks/haproxy.yml", "-i", "inventory/local"]
-    forced = {"X-Canary": "always"}
-    try:
-        run(*site, "-i", str(keyed))
-        # The reload hands the frontend to a new worker a moment after the play ends.
-        wait_for(lambda: colours(5, headers=forced) == {"blue": 5}, timeout=20)
-        assert colours(20, headers=forced) == {"blue": 20}
-        assert colours(20, cookies={"gray_test": "true", "canary_key": "wrong"}) == {"blue": 20}
-        assert colours(20, headers={"X-Canary": "always", "X-Canary-Key": key}) == {"green": 20}
-        assert colours(20, cookies={"gray_test": "true", "canary_key": key}) == {"green": 20}
-    finally:
-        run(*site)
-    wait_for(lambda: colours(5, headers=forced) == {"green": 5}, timeout=20)
 
 
 def test_no_request_fails_under_load_through_canary_promote_rollback(baseline):
