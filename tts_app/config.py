@@ -13,9 +13,11 @@ class ServiceConfig:
     model_dir: Path
     color: str = "blue"
     max_chars: int = 2000
-    # Speech requests one worker runs at once; more are refused with 503, never queued.
+    # Speech requests one worker runs at once; None: what the model's manifest declares.
+    # The load balancer queues beyond workers x this; the worker refuses more with 503.
     # Keep it below the worker's threads so /health and /ready always find a free thread.
-    max_concurrency: int = 2
+    max_concurrency: int | None = None
+    workers: int = 1  # gunicorn workers of this instance, so /version can state its capacity
     faults: FaultSettings = field(default_factory=FaultSettings)
     device: str | None = None  # None: CUDA when available, else CPU
     drain_seconds: float = 2.0  # how long /ready says 503 after SIGTERM before exiting
@@ -26,8 +28,10 @@ class ServiceConfig:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
         if self.max_chars < 1:
             raise ValueError("max_chars must be at least 1")
-        if self.max_concurrency < 1:
+        if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
         if self.drain_seconds < 0:
             raise ValueError("drain_seconds must not be negative")
         self.faults.validate()

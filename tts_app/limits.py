@@ -1,7 +1,9 @@
 """Per-worker admission: a bounded number of speech requests at once, the rest refused.
 
-Refusing at once (503 + Retry-After) rather than queueing keeps latency bounded and lets
-the load balancer send the request to a server with room; a queue would only hide overload.
+The instance declares its capacity (workers x max_concurrency, in /version) and the load
+balancer's maxconn queues requests beyond it, so normally none arrives here without room.
+This refusal (503 + Retry-After, never a wait) is the safety net for when they disagree:
+a worker still never runs more than it can, and a queue inside it would only hide overload.
 """
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ import torch
 from .engines.base import Engine
 
 REQUIRED_KEYS = ("model", "version", "build_time", "sample_rate", "token_rate", "engine")
+# A model that does not say otherwise serves one request at a time (VoxCPM's case).
+DEFAULT_MAX_CONCURRENCY = 1
 
 
 class ModelError(RuntimeError):
@@ -31,6 +33,16 @@ class ModelVersion:
         return self.manifest["version"]
 
 
+def manifest_max_concurrency(manifest: dict) -> int:
+    """Speech requests one worker serves at once, as the model declares: the one place that
+    reads ``max_concurrency``, so tts-serve, /version and the load balancer agree."""
+    value = manifest.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)
+    # bool is an int in Python; `true` in a manifest is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelError(f"max_concurrency must be an integer of at least 1, not {value!r}")
+    return value
+
+
 def read_manifest(path: str | Path) -> dict:
     """The manifest of a model directory, checked for the keys every part relies on."""
     manifest_path = Path(path) / "manifest.json"
@@ -41,6 +53,10 @@ def read_manifest(path: str | Path) -> dict:
     missing = [key for key in REQUIRED_KEYS if key not in manifest]
     if missing:
         raise ModelError(f"{manifest_path} lacks {', '.join(missing)}")
+    try:
+        manifest_max_concurrency(manifest)
+    except ModelError as exc:
+        raise ModelError(f"{manifest_path}: {exc}") from None
     return manifest
 
 

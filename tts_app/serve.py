@@ -98,7 +98,9 @@ def bind_address(host: str, port: int) -> str:
 @option("--max-chars", envvar="TTS_MAX_CHARS", type=click.IntRange(min=1), default=2000,
         help="Longest input accepted; longer is refused with 413.")
 @option("--max-concurrency", envvar="TTS_MAX_CONCURRENCY", type=click.IntRange(min=1),
-        default=2, help="Speech requests per worker at once; more get 503 + Retry-After.")
+        default=None, show_default="the manifest's max_concurrency, else 1",
+        help="Speech requests per worker at once; the load balancer queues beyond "
+             "workers x this, and a worker refuses more with 503 + Retry-After.")
 @option("--drain-seconds", envvar="TTS_DRAIN_SECONDS", type=click.FloatRange(min=0),
         default=2.0, help="After SIGTERM, how long /ready says 503 before workers stop.")
 @option("--device", envvar="TTS_DEVICE", default=None,
@@ -117,7 +119,7 @@ def main(host, port, model_dir, workers, threads, color, max_chars, max_concurre
         read_manifest(model_dir)
         config = ServiceConfig(
             model_dir=Path(model_dir), color=color, max_chars=max_chars,
-            max_concurrency=max_concurrency, faults=FaultSettings.from_env(),
+            max_concurrency=max_concurrency, workers=workers, faults=FaultSettings.from_env(),
             device=device, drain_seconds=drain_seconds)
     except (ModelError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc

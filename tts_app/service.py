@@ -16,7 +16,8 @@ from .config import ServiceConfig
 from .errors import ApiError
 from .faults import FaultInjector
 from .limits import ConcurrencyLimit
-from .model import ModelVersion, default_device, load_model, read_manifest
+from .model import (ModelVersion, default_device, load_model, manifest_max_concurrency,
+                    read_manifest)
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ class Service:
         # Read now, not in the thread: a wrong model dir should stop the worker at once.
         self.manifest = read_manifest(config.model_dir)
         self.device = config.device or default_device()
-        self.limiter = ConcurrencyLimit(config.max_concurrency)
+        # An operator's --max-concurrency wins; otherwise the model says what it can take.
+        self.max_concurrency = config.max_concurrency or manifest_max_concurrency(self.manifest)
+        self.limiter = ConcurrencyLimit(self.max_concurrency)
         self.faults = FaultInjector(config.faults, self.device)
         self.draining = threading.Event()
         self._model: ModelVersion | None = None

@@ -49,6 +49,9 @@ def _headline(report: dict) -> Text:
     line.append("  active ")
     line.append_text(colour(report.get("active")))
     line.append(f"  candidate weight {report.get('candidate_weight', 0)} %")
+    edge = report.get("edge") or {}
+    if edge:
+        line.append(f"  edge {edge.get('stable')}/{edge.get('candidate')} at {edge.get('weight')} %", style="dim")
     if not report.get("haproxy_running"):
         line.append("  HAProxy not running", style="bold red")
     change = report.get("last_change")
@@ -81,8 +84,8 @@ def _colours_table(report: dict) -> Table:
 def _servers_table(report: dict) -> Table:
     table = Table(title="Servers", title_justify="left", expand=False)
     for name, justify in (("Server", "left"), ("Address", "left"), ("/version", "left"),
-                          ("HAProxy", "left"), ("Weight", "right"), ("Expected", "right"),
-                          ("Sessions", "right")):
+                          ("HAProxy", "left"), ("Slots", "right"), ("Expected", "right"),
+                          ("Sessions", "right"), ("Queued", "right")):
         table.add_column(name, justify=justify)
     recorded = {name for name, info in (report.get("colors") or {}).items() if info.get("version")}
     for server in report.get("servers") or []:
@@ -95,10 +98,13 @@ def _servers_table(report: dict) -> Table:
             Text(server.get("name", "?"), style=COLOUR_STYLE.get(server.get("color"), "")),
             server.get("address", ""), version,
             Text(state, style=HAPROXY_STYLE.get(state.split()[0], "bold red")),
-            str(server.get("haproxy_weight") if server.get("haproxy_weight") is not None else "-"),
-            str(server.get("expected_weight", "-")),
-            str(server.get("sessions") if server.get("sessions") is not None else "-"))
+            _number(server.get("maxconn")), _number(server.get("expected_maxconn")),
+            _number(server.get("sessions")), _number(server.get("queued")))
     return table
+
+
+def _number(value) -> str:
+    return "-" if value is None else str(value)
 
 
 # -- history ---------------------------------------------------------------------------------

@@ -1,12 +1,11 @@
 """Filters shared by the roles and playbooks: one definition of the server list and of how a
-release state becomes HAProxy weights, so the config template, the runtime API changes,
-status and monitoring can never disagree."""
+release state becomes HAProxy's split and slot limits, so the config template, the runtime
+API changes and status can never disagree."""
 from __future__ import annotations
 
 import re
 
 COLORS = ("blue", "green")
-HAPROXY_MAX_WEIGHT = 256
 
 
 def tts_servers(gpu_hosts, hostvars, color=None):
@@ -30,34 +29,32 @@ def tts_servers(gpu_hosts, hostvars, color=None):
                     "instance": index,
                     "gpu": gpu,
                     "container": f"tts-{colour}-{index}",
+                    "workers": int(hv.get("tts_stack_workers", 1)),
                 })
     return servers
 
 
-def tts_weights(state, servers, up=None):
-    """HAProxy weight of each server for a release state: {server name: weight}.
+def tts_edge_plan(state, servers):
+    """What HAProxy should do for a release state: {split: {stable, candidate, weight}, maxconn}.
 
-    The candidate (non-active colour) gets ``candidate_weight`` percent, split evenly among
-    its servers that are up (all of them when none is known to be up); 0 parks a server.
+    ``candidate`` is the colour under test, or the stable colour when none is (a rolled-back
+    or promoted-away colour is never reached, even by forced routing); ``weight`` is its share
+    of new listeners. ``maxconn`` gives each speech server (``tts_<colour>/<name>``) its slots:
+    its workers times the requests one worker of its colour's version serves at once, as the
+    release state recorded it at deploy (1 when not recorded: never more than it can take).
     """
-    active = (state or {}).get("active")
-    if not active:
-        return {s["name"]: 0 for s in servers}
-    share = {c: 0 for c in COLORS}
-    share[active] = 100 - int(state.get("candidate_weight", 0))
-    standby = [c for c in COLORS if c != active][0]
-    if state.get("colors", {}).get(standby):
-        share[standby] = int(state.get("candidate_weight", 0))
-    else:
-        share[active] = 100
-    weights = {}
-    for colour in COLORS:
-        members = [s["name"] for s in servers if s["color"] == colour]
-        live = [n for n in members if up is None or n in up] or members
-        for name in members:
-            raw = share[colour] * HAPROXY_MAX_WEIGHT / 100 / len(live)
-            weights[name] = max(1, round(raw)) if share[colour] and name in live else 0
-    return weights
+    state = state or {}
+    recorded = state.get("colors") or {}
+    stable = state.get("active") or "blue"
+    standby = COLORS[1 - COLORS.index(stable)]
+    under_test = bool(state.get("active") and recorded.get(standby) and state.get("phase") in ("deployed", "canary"))
+    return {
+        "split": {"stable": stable, "candidate": standby if under_test else stable,
+                  "weight": int(state.get("candidate_weight") or 0) if under_test else 0},
+        "maxconn": {f"tts_{s['color']}/{s['name']}":
+                    int(s.get("workers", 1)) * int((recorded.get(s["color"]) or {}).get("max_concurrency") or 1)
+                    for s in servers},
+    }
 
 
 # The alerts that roll a candidate back (labelled action="rollback" by the monitoring rules).
@@ -104,62 +101,61 @@ def rollback_silences(silences):
 def tts_status(state, haproxy, version_results, silences=None):
     """One report from the release state, HAProxy's view and each instance's /version.
 
-    ``haproxy`` is the haproxy_info result, ``version_results`` the looped uri results
-    (each carries its server as ``item``), ``silences`` Alertmanager's (None when it could
-    not be asked). Every disagreement is listed in words.
+    ``haproxy`` is the haproxy_info result (servers and split), ``version_results`` the looped
+    uri results (each carries its server as ``item``), ``silences`` Alertmanager's (None when
+    it could not be asked). Every disagreement is listed in words.
     """
     servers = [r["item"] for r in version_results]
-    seen = {s["name"]: s for s in haproxy.get("servers", [])}
-    up = [n for n, s in seen.items() if s["status"] not in ("DOWN", "MAINT", "NOLB")]
-    expected = tts_weights(state, servers, up)
-    active = state.get("active")
+    plan = tts_edge_plan(state, servers)
+    split = plan["split"]
+    running = bool(haproxy.get("running"))
+    seen = {(s["backend"], s["name"]): s for s in haproxy.get("servers", [])}
     problems = []
-    if not haproxy.get("running"):
+    if not running:
         problems.append("HAProxy is not running (its runtime API does not answer)")
+    else:
+        live = haproxy.get("split") or {}
+        for key in ("stable", "candidate", "weight"):
+            if str(live.get(key)) != str(split[key]):
+                problems.append(f"HAProxy's split has {key} {live.get(key, 'missing')}, the release state gives {split[key]}")
     report = []
     for result in version_results:
         server = result["item"]
         name, colour = server["name"], server["color"]
         recorded = (state.get("colors") or {}).get(colour) or {}
         answer = result.get("json") if result.get("status") == 200 else None
-        view = seen.get(name, {})
+        view = seen.get((f"tts_{colour}", name), {})
+        slots = plan["maxconn"][f"tts_{colour}/{name}"]
         row = {
             "name": name, "color": colour, "address": f"{server['address']}:{server['port']}",
-            "expected_weight": expected.get(name, 0),
-            "haproxy_status": view.get("status"), "haproxy_weight": view.get("weight"),
-            "sessions": view.get("sessions"),
-            "version": answer.get("version") if answer else None,
-            "reachable": answer is not None,
+            "version": answer.get("version") if answer else None, "reachable": answer is not None,
+            "capacity": answer.get("capacity") if answer else None, "expected_maxconn": slots,
+            "haproxy_status": view.get("status"), "maxconn": view.get("maxconn"),
+            "sessions": view.get("sessions"), "queued": view.get("queued"),
         }
         report.append(row)
         if recorded and not answer:
             problems.append(f"{name} does not answer /version (release state: {colour} runs {recorded['version']})")
         elif answer and recorded and str(answer.get("version")) != str(recorded["version"]):
             problems.append(f"{name} reports version {answer.get('version')}, release state says {recorded['version']}")
-        if haproxy.get("running") and view:
-            parked = view["status"] == "MAINT" or view["weight"] == 0
-            if expected.get(name, 0) == 0 and not parked:
-                problems.append(f"{name} takes traffic in HAProxy (weight {view['weight']}), release state parks it")
-            elif expected.get(name, 0) > 0 and view["status"] == "MAINT":
-                problems.append(f"{name} is parked in HAProxy, release state gives it weight {expected[name]}")
-            elif expected.get(name, 0) > 0 and view["weight"] != expected[name]:
-                problems.append(f"{name} has HAProxy weight {view['weight']}, release state expects {expected[name]}")
-        elif haproxy.get("running"):
-            problems.append(f"{name} is missing from HAProxy's backend")
-    weight = int(state.get("candidate_weight") or 0)
-    standby = next((c for c in COLORS if c != active), None) if active else None
+        if recorded and answer and answer.get("capacity") not in (None, slots):
+            problems.append(f"{name} serves {answer['capacity']} speech requests at once, "
+                            f"the release state gives it {slots} slots at the edge")
+        if running and not view:
+            problems.append(f"{name} is missing from HAProxy's backend tts_{colour}")
+        elif running and view.get("maxconn") != slots:
+            problems.append(f"{name} has {view.get('maxconn')} slots in HAProxy, the release state gives {slots}")
     colours = {}
     for colour in COLORS:
         recorded = (state.get("colors") or {}).get(colour)
-        role = "active" if colour == active else ("candidate" if recorded and state.get("phase") in ("deployed", "canary")
-                                                   else ("previous" if recorded else None))
-        share = (100 - weight if recorded and standby and state["colors"].get(standby) else 100) if colour == active else (
-            weight if colour == standby and recorded else 0)
-        colours[colour] = {**(recorded or {}), "role": role, "share": share}
+        role = ("active" if colour == state.get("active") else
+                "candidate" if colour == split["candidate"] != split["stable"] else "previous" if recorded else None)
+        share = 100 - split["weight"] if colour == split["stable"] else split["weight"] if role == "candidate" else 0
+        colours[colour] = {**(recorded or {}), "role": role, "share": share if state.get("active") else 0}
     return {
-        "active": active, "phase": state.get("phase"), "candidate_weight": weight,
+        "active": state.get("active"), "phase": state.get("phase"), "candidate_weight": split["weight"],
         "last_change": state.get("last_change"), "colors": colours, "servers": report,
-        "haproxy_running": bool(haproxy.get("running")),
+        "haproxy_running": running, "edge": haproxy.get("split") or {},
         "disagreements": problems, "consistent": not problems,
         # None: Alertmanager did not answer, so whether the automation is muted is unknown.
         "rollback_silences": None if silences is None else rollback_silences(silences),
@@ -216,5 +212,5 @@ def tts_weak_secret(value, name):
 
 class FilterModule:
     def filters(self):
-        return {"tts_servers": tts_servers, "tts_weights": tts_weights, "tts_status": tts_status,
+        return {"tts_servers": tts_servers, "tts_edge_plan": tts_edge_plan, "tts_status": tts_status,
                 "tts_prunable_images": tts_prunable_images, "tts_weak_secret": tts_weak_secret}

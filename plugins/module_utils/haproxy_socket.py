@@ -22,6 +22,16 @@ def command(path: str, line: str, timeout: float = 5.0) -> str:
 
 
 def stats(path: str) -> list[dict]:
-    """``show stat`` as dictionaries (pxname, svname, status, weight, scur, ...)."""
+    """``show stat`` as dictionaries (pxname, svname, status, slim, scur, qcur, ...)."""
     text = command(path, "show stat").lstrip("# ")
     return list(csv.DictReader(io.StringIO(text)))
+
+
+def live_map(path: str, map_path: str) -> dict:
+    """A map's entries as HAProxy holds them now: {key: value}."""
+    entries = {}
+    for line in command(path, f"show map {map_path}").splitlines():
+        parts = line.split()
+        if len(parts) == 3:  # "<ref> <key> <value>"
+            entries[parts[1]] = parts[2]
+    return entries

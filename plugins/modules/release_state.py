@@ -20,6 +20,10 @@ options:
     choices: [read, deploy, canary, promote, rollback]
   version: {description: Version being deployed (deploy)., type: str}
   image: {description: Image of that version (deploy)., type: str}
+  max_concurrency:
+    description: Speech requests one worker of that version serves at once, from its manifest (deploy); HAProxy gives each server this many slots per worker.
+    type: int
+    default: 1
   weight: {description: Candidate share of traffic, 0-100 (canary)., type: raw}
   operator: {description: Who asked., type: str, default: unknown}
   reason: {description: Why., type: str, default: ""}
@@ -82,7 +86,7 @@ def candidate(state):
             "epoch": str((state.get("last_change") or {}).get("time") or "")}
 
 
-def transition(state, action, version=None, image=None, weight=None, expect=None):
+def transition(state, action, version=None, image=None, weight=None, expect=None, max_concurrency=1):
     """The next state for an action, or Refused. Pure: no I/O, no time stamps."""
     if action == "rollback" and expect is not None:
         wanted = {key: str(expect.get(key) or "") for key in ("color", "version", "epoch")}
@@ -96,8 +100,10 @@ def transition(state, action, version=None, image=None, weight=None, expect=None
     if action == "deploy":
         if not version or not image:
             raise Refused("deploy needs a version and its image")
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise Refused(f"max_concurrency must be a whole number of at least 1, got {max_concurrency!r}")
         target = standby or "blue"
-        new["colors"][target] = {"version": str(version), "image": image}
+        new["colors"][target] = {"version": str(version), "image": image, "max_concurrency": max_concurrency}
         if active is None:
             new.update(active=target, candidate_weight=0, phase="stable")
         elif state["colors"].get(target) != new["colors"][target] or state["phase"] not in ("deployed", "canary"):
@@ -164,6 +170,7 @@ def main():
             action=dict(type="str", required=True,
                         choices=["read", "deploy", "canary", "promote", "rollback"]),
             version=dict(type="str"), image=dict(type="str"), weight=dict(type="raw"),
+            max_concurrency=dict(type="int", default=1),
             operator=dict(type="str", default="unknown"), reason=dict(type="str", default=""),
             time=dict(type="str"), expect=dict(type="dict"),
         ),
@@ -177,7 +184,8 @@ def main():
     if p["action"] == "read":
         module.exit_json(changed=False, state=before, before=before, colors=colours(before))
     try:
-        after = transition(before, p["action"], p["version"], p["image"], p["weight"], p["expect"])
+        after = transition(before, p["action"], p["version"], p["image"], p["weight"], p["expect"],
+                           p["max_concurrency"])
     except Refused as exc:
         module.fail_json(msg=f"refused: {exc}", refused=True, state=before, before=before)
     changed = after != before

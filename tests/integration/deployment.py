@@ -23,6 +23,7 @@ BIN = Path(sys.executable).parent
 FRONTEND = "http://127.0.0.1:8080"
 STATE = Path("/var/lib/ttsctl/release.json")
 RUNTIME_SOCKET = "/run/haproxy/admin.sock"
+SPLIT_MAP = "/etc/haproxy/tts-split.map"
 STABLE, CANDIDATE = "1.5", "2.0"
 
 
@@ -59,12 +60,25 @@ def haproxy(command: str) -> str:
 
 
 def haproxy_servers() -> dict[str, tuple[str, int]]:
-    """{server: (status, weight)} of the weighted backend, as HAProxy sees it now."""
+    """{server: (status, slots)} of the colours' speech backends, as HAProxy sees it now."""
     sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
     from haproxy_socket import stats
 
-    return {r["svname"]: (r["status"], int(r["weight"])) for r in stats(RUNTIME_SOCKET)
-            if r["pxname"] == "tts" and r["svname"] not in ("FRONTEND", "BACKEND")}
+    return {r["svname"]: (r["status"], int(r["slim"] or 0)) for r in stats(RUNTIME_SOCKET)
+            if r["pxname"] == "tts_" + r["svname"].split("-")[0]}  # each colour's own, not its backups
+
+
+def haproxy_split() -> dict[str, str]:
+    """The colour split HAProxy routes by now: {stable, candidate, weight}."""
+    sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
+    from haproxy_socket import live_map
+
+    return live_map(RUNTIME_SOCKET, SPLIT_MAP)
+
+
+def parked() -> dict[str, str]:
+    """The split with no candidate: every listener on blue."""
+    return {"stable": "blue", "candidate": "blue", "weight": "0"}
 
 
 def colours(n: int, **kwargs) -> collections.Counter:
@@ -130,9 +144,9 @@ def haproxy_running() -> bool:
 class Load(threading.Thread):
     """Steady speech requests through the frontend, counting every failure."""
 
-    def __init__(self, clients: int = 2, limit_s: float = 180):
+    def __init__(self, clients: int = 2, limit_s: float = 180, timeout: float = 30):
         super().__init__(daemon=True)
-        self.clients, self.limit_s = clients, limit_s
+        self.clients, self.limit_s, self.timeout = clients, limit_s, timeout
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
         self.ok = 0
@@ -145,7 +159,7 @@ class Load(threading.Thread):
                 "response_format": "pcm"}
         while not self.stop_event.is_set() and time.monotonic() < deadline:
             try:
-                answer = requests.post(f"{FRONTEND}/v1/audio/speech", json=body, timeout=30)
+                answer = requests.post(f"{FRONTEND}/v1/audio/speech", json=body, timeout=self.timeout)
                 with self.lock:
                     if answer.status_code == 200 and answer.content:
                         self.ok += 1

@@ -88,8 +88,8 @@ def ok(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return done
 
 
-def weights() -> dict[str, int]:
-    return {name: weight if status != "MAINT" else 0 for name, (status, weight) in deployment.haproxy_servers().items()}
+def weights() -> dict[str, str]:
+    return deployment.haproxy_split()
 
 
 # -- each command's effect -------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_template_markup_in_a_reason_or_operator_is_recorded_as_typed_and_never_
     ("status", ["status_output=INJECTION"], "'status_output' holds template markup"),
     ("promote", ["reason=two words"], "split at a space"),
     # Internal variables: the plan the playbook works out from the release state is its own.
-    ("canary", ["weight=5", '{"haproxy_weights": {"green-localhost-0": 256}}'], "takes no extra var 'haproxy_weights'"),
+    ("canary", ["weight=5", '{"haproxy_edge": {"split": {"weight": 100}}}'], "takes no extra var 'haproxy_edge'"),
     ("rollback", ["reason=x", "release_state_path=/tmp/elsewhere.json"], "takes no extra var 'release_state_path'"),
 ])
 @pytest.mark.parametrize("check", [False, True], ids=["run", "check"])

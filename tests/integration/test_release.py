@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from deployment import (CANDIDATE, FRONTEND, STABLE, Load, colours, changed, ensure_running,
-                        haproxy, haproxy_servers, playbook, run, state)
+                        haproxy, haproxy_servers, haproxy_split, playbook, run, state)
 
 pytestmark = pytest.mark.integration
 
@@ -36,13 +36,14 @@ def baseline(deployment):
 def test_baseline_serves_stable_on_blue_and_parks_the_candidate(baseline):
     assert state()["active"] == "blue" and state()["colors"]["green"]["version"] == CANDIDATE
     assert colours(50) == {"blue": 50}
-    assert haproxy_servers()["green-localhost-0"][0] == "MAINT"
+    assert haproxy_split() == {"stable": "blue", "candidate": "green", "weight": "0"}
+    # Each server's slots: the version's declared requests at once (2 per worker, 1 worker).
+    assert haproxy_servers() == {"blue-localhost-0": ("UP", 2), "green-localhost-0": ("UP", 2)}
 
 
-def test_weight_5_sends_5_percent_of_2000_requests_to_the_candidate(baseline):
+def test_weight_5_sends_exactly_5_of_every_100_new_listeners_to_the_candidate(baseline):
     playbook("canary", weight=5)
-    seen = colours(2000)
-    assert 4.0 <= 100 * seen["green"] / 2000 <= 6.0, seen
+    assert colours(1000) == {"blue": 950, "green": 50}
 
 
 def test_cookie_and_header_pin_the_colour_whatever_the_weight(baseline):
@@ -66,7 +67,7 @@ def test_promote_gives_the_candidate_everything_and_rollback_takes_it_back(basel
     playbook("promote", reason="canary clean")
     assert state()["active"] == "green" and state()["phase"] == "promoted"
     assert colours(100) == {"green": 100}
-    assert haproxy_servers()["blue-localhost-0"][0] == "MAINT"  # parked, still up
+    assert haproxy_split() == {"stable": "green", "candidate": "green", "weight": "0"}  # blue parked, still up
     assert requests.get("http://127.0.0.1:6006/ready", timeout=5).status_code == 200
     playbook("rollback", reason="latency")
     assert state()["active"] == "blue" and state()["phase"] == "rolled_back"
@@ -76,11 +77,39 @@ def test_promote_gives_the_candidate_everything_and_rollback_takes_it_back(basel
     assert colours(20, headers={"X-Canary": "always"}) == {"blue": 20}
 
 
-def test_the_sticky_cookie_names_no_server(baseline):
+def test_the_sticky_cookie_holds_a_bucket_and_names_no_server(baseline):
     playbook("canary", weight=100)
     answer = requests.get(f"{FRONTEND}/version", timeout=10)
-    sticky = answer.cookies.get("TTS_SERVER")
-    assert sticky and re.fullmatch(r"[0-9a-f]{12}", sticky) and "localhost" not in answer.headers["Set-Cookie"]
+    sticky = answer.cookies.get("TTS_LISTENER")
+    assert sticky and re.fullmatch(r"[0-9]{1,2}", sticky) and "localhost" not in answer.headers["Set-Cookie"]
+    # A hostile cookie is no bucket: the listener gets a fresh one.
+    again = requests.get(f"{FRONTEND}/version", cookies={"TTS_LISTENER": "1 or 1=1"}, timeout=10)
+    assert re.fullmatch(r"[0-9]{1,2}", again.cookies.get("TTS_LISTENER", ""))
+
+
+def test_at_four_times_capacity_speech_queues_keeps_the_5_percent_and_fails_nothing(baseline):
+    """Eight new listeners at once against one instance of two slots per colour: HAProxy
+    queues what the slots cannot take, so nothing is refused, nothing spills across colours,
+    and the candidate's share of the answers is the weight's share of the listeners."""
+    playbook("canary", weight=5)
+    refused_before = instance_refusals()
+    load = Load(clients=8, limit_s=20, timeout=60)
+    load.start()
+    load.join(timeout=90)
+    green = sum(1 for _, colour in load.by_colour if colour == "green")
+    assert load.failures == [] and load.ok > 100, (load.ok, load.failures[:5])
+    assert abs(green - 0.05 * load.ok) <= 1, (green, load.ok)
+    assert instance_refusals() == refused_before  # the instances never had to refuse
+
+
+def instance_refusals() -> float:
+    """503 answers the instances gave themselves (busy), from their own metrics."""
+    total = 0.0
+    for port in (6006, 6007):
+        for line in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
+            if line.startswith("tts_http_requests_total{") and 'status="503"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def test_no_request_fails_under_load_through_canary_promote_rollback(baseline):
@@ -108,20 +137,19 @@ def test_killing_the_candidate_mid_canary_fails_no_request(baseline):
     assert colours(20) == {"blue": 20}
 
 
-def test_reload_and_restart_keep_runtime_weights(baseline):
+def test_reload_and_restart_keep_the_split(baseline):
     playbook("canary", weight=5)
-    before = haproxy_servers()
-    assert before["green-localhost-0"] == ("UP", 13)
+    before = haproxy_split()
+    assert before == {"stable": "blue", "candidate": "green", "weight": "5"}
     run("pkill", "-USR2", "--pidfile", "/run/haproxy.pid")  # seamless reload
     time.sleep(1.5)
-    assert haproxy_servers() == before
+    assert haproxy_split() == before
     run("pkill", "--pidfile", "/run/haproxy.pid")  # full restart, via the role
     time.sleep(1)
     playbook("site")
     time.sleep(2.5)
-    assert haproxy_servers() == before
-    seen = colours(400)
-    assert 3 <= 100 * seen["green"] / 400 <= 7
+    assert haproxy_split() == before
+    assert colours(400) == {"blue": 380, "green": 20}
 
 
 @pytest.mark.parametrize("name, extra", [
@@ -144,11 +172,11 @@ def test_each_playbook_run_twice_changes_nothing_the_second_time(baseline, name,
     ("rollback", {}, "rollback needs a reason"),
 ])
 def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(baseline, name, extra, message):
-    before_state, before_servers = state(), haproxy_servers()
+    before_state, before_split = state(), haproxy_split()
     result = playbook(name, check=False, **extra)
     assert result.returncode != 0
     assert message in result.stdout
-    assert state() == before_state and haproxy_servers() == before_servers
+    assert state() == before_state and haproxy_split() == before_split
 
 
 def test_refused_transitions_change_nothing(baseline):
@@ -172,12 +200,16 @@ def test_status_reports_state_haproxy_and_instances_in_agreement(baseline, tmp_p
 
 
 def test_status_flags_haproxy_disagreeing_with_the_release_state(baseline, tmp_path):
-    haproxy("set weight tts/green-localhost-0 100")  # a hand edit behind the state's back
-    haproxy("set server tts/green-localhost-0 state ready")
+    haproxy("set map /etc/haproxy/tts-split.map weight 40")  # hand edits behind the state's back
+    haproxy("set maxconn server tts_green/green-localhost-0 9")
     out = tmp_path / "status.json"
     playbook("status", status_output=out)
     import json
     report = json.loads(out.read_text())
     assert not report["consistent"]
-    assert any("green-localhost-0" in problem for problem in report["disagreements"])
+    assert report["edge"] == {"stable": "blue", "candidate": "green", "weight": "40"}
+    problems = " | ".join(report["disagreements"])
+    assert "split has weight 40, the release state gives 0" in problems
+    assert "green-localhost-0 has 9 slots in HAProxy, the release state gives 2" in problems
     playbook("canary", weight=0)  # bringing HAProxy back in line is one playbook run
+    assert haproxy_split()["weight"] == "0" and haproxy_servers()["green-localhost-0"] == ("UP", 2)

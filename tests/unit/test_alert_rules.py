@@ -7,8 +7,10 @@ rules: a bad candidate is rolled back, a healthy or quiet one is not, and so on.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import jinja2
@@ -62,7 +64,7 @@ def test_rules_pass_promtool_check(rules_dir: Path):
 def test_every_rule_behaviour_has_unit_tests():
     assert {t.stem for t in RULE_TESTS} >= {
         "bad_candidate", "healthy_canary", "quiet_canary", "latency", "down", "memory", "release_state",
-        "watchers", "edge_drift"}
+        "watchers", "edge_drift", "shedding"}
 
 
 @needs_promtool
@@ -95,6 +97,63 @@ def test_thresholds_and_durations_come_from_the_role_variables():
     assert ">= 7" in text and "[120s]" in text
 
 
+def test_shedding_is_a_warning_from_the_role_variables_not_a_rollback():
+    rendered = yaml.safe_load(render(
+        "tts_release.rules.yml.j2", monitoring_shed_ratio_threshold=0.03, monitoring_shed_window=600,
+        monitoring_shed_for=120))
+    rules = rendered["groups"][0]["rules"]
+    alert = next(r for r in rules if r.get("alert") == "TTSEdgeShedding")
+    assert alert["expr"].strip().endswith("> 0.03") and alert["for"] == "120s"
+    assert alert["labels"] == {"severity": "warning"}
+    records = {r["record"]: r["expr"] for r in rules if "record" in r}
+    # HAProxy's own 503s (queue wait ran out, no server up) of the speech backends only
+    shed = records["color:tts_edge_shed_requests:rate"]
+    assert "haproxy_backend_connection_errors_total" in shed and "[600s]" in shed
+    assert 'proxy=~"tts_blue|tts_green"' in shed
+
+
+def test_edge_rules_read_the_split_and_the_per_colour_backends():
+    text = render("tts_release.rules.yml.j2")
+    assert 'proxy="tts"' not in text and "haproxy_server_weight" not in text
+    assert "server:tts_edge_weight:effective" not in text
+    rules = yaml.safe_load(text)["groups"][0]["rules"]
+    records = {r["record"]: r["expr"] for r in rules if "record" in r}
+    assert 'proxy=~"tts_blue|tts_green", state="DOWN"' in records["server:tts_down:bool"]
+    assert "tts_edge_split_weight_percent" in records["tts:edge:standby_share_percent"]
+
+
+def render_prometheus_config(**overrides) -> str:
+    """prometheus.yml.j2 with the role defaults and stand-ins for the Ansible pieces it uses."""
+    values = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    values.update(ansible_managed="Ansible managed", groups={"lb": ["lb1", "lb2"], "gpu": []},
+                  hostvars={"lb1": {"ansible_host": "10.0.0.1"}, "lb2": {}})
+    values.update(overrides)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"), trim_blocks=True,
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env.filters.update(
+        to_json=json.dumps, tts_servers=FILTERS.tts_servers,
+        urlsplit=lambda url, part: getattr(urllib.parse.urlsplit(url), part),
+        to_nice_yaml=lambda data, indent=2: yaml.safe_dump(data, indent=indent, default_flow_style=False))
+    return env.get_template("prometheus.yml.j2").render(**values)
+
+
+def test_prometheus_scrapes_the_split_where_it_scrapes_haproxy():
+    jobs = {job["job_name"]: job for job in yaml.safe_load(render_prometheus_config())["scrape_configs"]}
+    split = jobs["haproxy_split"]
+    assert split["metrics_path"] == "/split"
+    assert split["static_configs"] == jobs["haproxy"]["static_configs"] == [
+        {"targets": ["10.0.0.1:8404", "lb2:8404"]}]
+    assert "metrics_path" not in jobs["haproxy"]
+
+
+@needs_promtool
+def test_prometheus_config_passes_promtool_check(tmp_path: Path):
+    path = tmp_path / "prometheus.yml"
+    path.write_text(render_prometheus_config(monitoring_prometheus_rules_dir=str(tmp_path)))
+    result = run("promtool", "check", "config", "--syntax-only", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.fixture
 def alertmanager_config(tmp_path: Path) -> Path:
     path = tmp_path / "alertmanager.yml"
@@ -116,6 +175,8 @@ def test_alertmanager_config_passes_amtool_check(alertmanager_config: Path):
     (["alertname=TTSReleaseStateUnknown", "severity=warning"], "default"),
     (["alertname=TTSWatchdog", "severity=none"], "watchdog"),
     (["alertname=TTSRollbackReceiverDown", "severity=critical"], "default"),
+    (["alertname=TTSEdgeShedding", "severity=warning", "color=green"], "default"),
+    (["alertname=TTSEdgeDisagreesWithRelease", "severity=critical", "reason=weight"], "default"),
 ])
 def test_rollback_alerts_route_to_the_webhook_and_others_to_the_default(alertmanager_config, labels, receiver):
     result = run("amtool", "config", "routes", "test", f"--config.file={alertmanager_config}", *labels)

@@ -3,19 +3,24 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
+from tts_app import serve
 from tts_app.app import create_app
 from tts_app.catalog import OPENAI_VOICES, Catalog
 from tts_app.config import ServiceConfig
 from tts_app.errors import ApiError
 from tts_app.faults import FaultInjector, FaultSettings, InjectedFault
 from tts_app.limits import ConcurrencyLimit
+from tts_app.model import ModelError
 from tts_app.speech_request import parse_speech_request
 
 CATALOG = Catalog.build("voxlite", ["ava", "ben", "cleo"])
+V15 = str(Path(__file__).resolve().parents[2] / "models/v1.5")
 
 
 def parse(**body):
@@ -272,3 +277,93 @@ def test_the_config_refuses_unknown_keys_and_nonsense_limits(tmp_path):
         ServiceConfig.coerce({"model_dir": tmp_path, "colour": "blue"})
     with pytest.raises(ValueError, match="max_concurrency"):
         ServiceConfig(model_dir=tmp_path, max_concurrency=0)
+
+
+# Capacity: what one worker and the whole instance serve at once
+
+
+def capacity_app(tmp_path, manifest_extra: dict, **config):
+    (tmp_path / "manifest.json").write_text(json.dumps({
+        "model": "voxlite", "version": "9.9", "build_time": "2026-01-01T00:00:00Z",
+        "sample_rate": 44100, "token_rate": 12.5, "engine": "not-an-engine", **manifest_extra}))
+    return create_app({"model_dir": tmp_path, **config})
+
+
+def capacity(app) -> tuple[int, int, int, int]:
+    info = app.test_client().get("/version").get_json()
+    return (info["max_concurrency"], info["workers"], info["capacity"],
+            app.extensions["tts"].limiter.limit)
+
+
+def test_version_states_one_request_per_worker_when_the_manifest_says_nothing(client):
+    info = client.get("/version").get_json()
+    assert (info["max_concurrency"], info["workers"], info["capacity"]) == (1, 1, 1)
+
+
+def test_capacity_is_workers_times_what_the_manifest_declares(tmp_path):
+    app = capacity_app(tmp_path, {"max_concurrency": 2}, workers=3)
+    assert capacity(app) == (2, 3, 6, 2)
+
+
+def test_an_operators_max_concurrency_overrides_the_manifest(tmp_path):
+    app = capacity_app(tmp_path, {"max_concurrency": 2}, workers=2, max_concurrency=5)
+    assert capacity(app) == (5, 2, 10, 5)
+
+
+def test_a_wrong_max_concurrency_in_the_manifest_stops_the_app(tmp_path):
+    with pytest.raises(ModelError, match="max_concurrency must be an integer"):
+        capacity_app(tmp_path, {"max_concurrency": "2"})
+
+
+def test_the_config_refuses_nonsense_workers(tmp_path):
+    with pytest.raises(ValueError, match="workers"):
+        ServiceConfig(model_dir=tmp_path, workers=0)
+    assert ServiceConfig(model_dir=tmp_path).max_concurrency is None  # the manifest decides
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """tts-serve's configs, captured instead of starting gunicorn."""
+    configs: list[ServiceConfig] = []
+
+    class FakeServer:
+        def __init__(self, config, options):
+            configs.append(config)
+            assert options["workers"] == config.workers
+
+        def run(self):
+            pass
+
+    monkeypatch.setattr(serve, "TTSServer", FakeServer)
+    monkeypatch.setattr(serve, "prepare_metrics_dir", lambda: None)
+    monkeypatch.delenv("TTS_MAX_CONCURRENCY", raising=False)
+    monkeypatch.delenv("TTS_WORKERS", raising=False)
+    return configs
+
+
+def test_tts_serve_leaves_max_concurrency_to_the_manifest_and_passes_workers(started):
+    result = CliRunner().invoke(serve.main, ["--model-dir", V15, "--workers", "3"])
+    assert result.exit_code == 0, result.output
+    assert (started[0].max_concurrency, started[0].workers) == (None, 3)
+
+
+def test_tts_serve_max_concurrency_flag_and_env_override_the_manifest(started, monkeypatch):
+    result = CliRunner().invoke(serve.main, ["--model-dir", V15,
+                                             "--max-concurrency", "4"])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("TTS_MAX_CONCURRENCY", "6")
+    result = CliRunner().invoke(serve.main, ["--model-dir", V15])
+    assert result.exit_code == 0, result.output
+    assert [config.max_concurrency for config in started] == [4, 6]
+    result = CliRunner().invoke(serve.main, ["--model-dir", V15,
+                                             "--max-concurrency", "0"])
+    assert result.exit_code == 2
+
+
+def test_tts_serve_refuses_a_wrong_manifest_max_concurrency_in_one_line(started, tmp_path):
+    manifest = json.loads(Path(V15, "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "max_concurrency": 0}))
+    result = CliRunner().invoke(serve.main, ["--model-dir", str(tmp_path)])
+    assert result.exit_code == 1 and not started
+    assert "max_concurrency must be an integer of at least 1, not 0" in result.output
+    assert "Traceback" not in result.output

@@ -33,7 +33,13 @@ def deployed():
 def test_first_deploy_goes_live_on_blue():
     state = step(EMPTY, "deploy", version="1.5", image="img:1.5")
     assert state["active"] == "blue" and state["phase"] == "stable"
-    assert state["colors"] == {"blue": {"version": "1.5", "image": "img:1.5"}, "green": None}
+    assert state["colors"] == {"blue": {"version": "1.5", "image": "img:1.5", "max_concurrency": 1}, "green": None}
+
+
+@pytest.mark.parametrize("bad", [0, -1, "2", 2.5, True, None])
+def test_deploy_refuses_a_capacity_that_is_not_a_whole_number_of_at_least_one(bad):
+    with pytest.raises(release.Refused, match="max_concurrency"):
+        step(EMPTY, "deploy", version="1.5", image="i", max_concurrency=bad)
 
 
 def test_second_deploy_is_a_parked_candidate_on_the_idle_colour(deployed):
@@ -117,27 +123,61 @@ def test_servers_interleave_colour_ports_per_gpu():
     assert green == [("gpu1", 6007), ("gpu1", 6009), ("gpu2", 6007)]
 
 
-def test_weights_split_each_colours_share_evenly(deployed):
-    weights = filters.tts_weights(step(deployed, "canary", weight=30), SERVERS)
-    blue = sum(w for n, w in weights.items() if n.startswith("blue"))
-    green = sum(w for n, w in weights.items() if n.startswith("green"))
-    assert abs(green / (blue + green) - 0.30) < 0.01
-    assert len({w for n, w in weights.items() if n.startswith("green")}) == 1
+def test_the_edge_plan_sends_the_canary_weight_to_the_candidate_colour(deployed):
+    plan = filters.tts_edge_plan(step(deployed, "canary", weight=30), SERVERS)
+    assert plan["split"] == {"stable": "blue", "candidate": "green", "weight": 30}
 
 
-def test_weights_go_to_the_servers_that_are_up(deployed):
-    state = step(deployed, "canary", weight=10)
-    up = [s["name"] for s in SERVERS if s["name"] != "green-gpu1-1"]
-    weights = filters.tts_weights(state, SERVERS, up)
-    assert weights["green-gpu1-1"] == 0
-    assert weights["green-gpu1-0"] == weights["green-gpu2-0"] > 0
+@pytest.mark.parametrize("action", ["rollback", "promote"])
+def test_without_a_candidate_under_test_forced_routing_reaches_only_the_stable_colour(deployed, action):
+    state = step(step(deployed, "canary", weight=30), action, **({} if action == "promote" else {}))
+    stable = state["active"]
+    assert filters.tts_edge_plan(state, SERVERS)["split"] == {"stable": stable, "candidate": stable, "weight": 0}
 
 
-def test_weight_zero_parks_the_candidate_and_small_shares_stay_nonzero(deployed):
-    parked = filters.tts_weights(deployed, SERVERS)
-    assert all(w == 0 for n, w in parked.items() if n.startswith("green"))
-    tiny = filters.tts_weights(step(deployed, "canary", weight=1), SERVERS)
-    assert all(w >= 1 for n, w in tiny.items() if n.startswith("green"))
+def test_an_empty_state_plans_blue_with_no_candidate():
+    assert filters.tts_edge_plan(EMPTY, SERVERS)["split"] == {"stable": "blue", "candidate": "blue", "weight": 0}
+
+
+def test_each_server_gets_its_workers_times_its_versions_declared_capacity_as_slots():
+    state = step(step(EMPTY, "deploy", version="1.5", image="i", max_concurrency=2),
+                 "deploy", version="2.0", image="j", max_concurrency=1)
+    servers = filters.tts_servers(["gpu1", "gpu2"], {"gpu1": {"tts_stack_workers": 3}, "gpu2": {}})
+    assert filters.tts_edge_plan(state, servers)["maxconn"] == {
+        "tts_blue/blue-gpu1-0": 6, "tts_blue/blue-gpu2-0": 2, "tts_green/green-gpu1-0": 3, "tts_green/green-gpu2-0": 1}
+
+
+def test_a_state_from_before_capacities_were_recorded_gives_one_slot_per_worker(deployed):
+    for colour in deployed["colors"].values():
+        colour.pop("max_concurrency")
+    assert set(filters.tts_edge_plan(deployed, SERVERS)["maxconn"].values()) == {1}
+
+
+LOCAL = filters.tts_servers(["localhost"], {"localhost": {}})
+
+
+def status_of(state, split, maxconn=1, capacity=1, versions=("1.5", "2.0")):
+    haproxy = {"running": True, "split": split,
+               "servers": [{"backend": f"tts_{s['color']}", "name": s["name"], "status": "UP", "maxconn": maxconn,
+                            "sessions": 0, "queued": 0} for s in LOCAL]}
+    answers = [{"item": s, "status": 200, "json": {"version": v, "capacity": capacity}} for s, v in zip(LOCAL, versions)]
+    return filters.tts_status(state, haproxy, answers, [])
+
+
+def test_status_agrees_when_the_split_and_the_slots_are_what_the_state_says(deployed):
+    report = status_of(step(deployed, "canary", weight=5), {"stable": "blue", "candidate": "green", "weight": "5"})
+    assert report["consistent"], report["disagreements"]
+    assert report["colors"]["green"]["role"] == "candidate" and report["colors"]["green"]["share"] == 5
+    assert report["colors"]["blue"]["share"] == 95
+
+
+def test_status_names_a_split_a_slot_limit_and_a_capacity_that_disagree(deployed):
+    report = status_of(step(deployed, "canary", weight=5), {"stable": "blue", "candidate": "green", "weight": "50"},
+                       maxconn=4, capacity=2)
+    problems = " | ".join(report["disagreements"])
+    assert "split has weight 50, the release state gives 5" in problems
+    assert "blue-localhost-0 has 4 slots in HAProxy, the release state gives 1" in problems
+    assert "serves 2 speech requests at once, the release state gives it 1 slots" in problems
 
 
 REPO = "localhost/ttsctl-speech"

@@ -11,9 +11,11 @@ REPORT = {
                "green": {"version": "2.0", "image": "img:2.0", "role": "candidate", "share": 5}},
     "servers": [
         {"name": "blue-localhost-0", "color": "blue", "address": "127.0.0.1:6006", "version": "1.5",
-         "reachable": True, "haproxy_status": "UP", "haproxy_weight": 243, "expected_weight": 243, "sessions": 0},
+         "reachable": True, "haproxy_status": "UP", "maxconn": 243, "expected_maxconn": 243, "sessions": 0,
+         "queued": 0},
         {"name": "green-localhost-0", "color": "green", "address": "127.0.0.1:6007", "version": None,
-         "reachable": False, "haproxy_status": "DOWN", "haproxy_weight": 13, "expected_weight": 13, "sessions": 0},
+         "reachable": False, "haproxy_status": "DOWN", "maxconn": 13, "expected_maxconn": 13, "sessions": 0,
+         "queued": 0},
     ],
     "disagreements": ["green-localhost-0 does not answer /version (release state: green runs 2.0)"],
     "consistent": False,

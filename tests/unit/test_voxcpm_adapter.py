@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tts_app.engines.base import EngineError
-from tts_app.model import load_model
+from tts_app.model import load_model, manifest_max_concurrency
 
 
 class StandInVoxCPM:
@@ -54,6 +54,10 @@ def test_loads_local_weights_and_offers_cloned_voices(voxcpm_dir):
     assert engine.model.source == str(voxcpm_dir / "weights")
     assert engine.model.kwargs["local_files_only"] is True
     assert engine.voices() == ["default", "narrator"]
+
+
+def test_a_voxcpm_manifest_without_max_concurrency_serves_one_request_at_a_time(voxcpm_dir):
+    assert manifest_max_concurrency(load_model(voxcpm_dir, device="cpu").manifest) == 1
 
 
 def test_stream_is_resampled_and_cut_into_token_chunks(voxcpm_dir):

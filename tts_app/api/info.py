@@ -29,6 +29,7 @@ def ready():
 
 @bp.get("/version")
 def version():
+    """What runs here, and its capacity: the load balancer's maxconn for this instance."""
     service = current_service()
     manifest = service.manifest
     return jsonify({
@@ -41,6 +42,9 @@ def version():
         "color": service.config.color,
         "device": service.describe_device(),
         "faults": service.config.faults.active(),
+        "max_concurrency": service.max_concurrency,
+        "workers": service.config.workers,
+        "capacity": service.config.workers * service.max_concurrency,
     })
 
 

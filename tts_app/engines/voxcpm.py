@@ -10,6 +10,8 @@ default path. The manifest's ``voxcpm`` section configures it::
                                        "prompt_text": "Transcript of the prompt."}}}
 
 A voice is a cloning prompt (reference audio and its transcript); ``default`` has none.
+A VoxCPM model serves one request at a time, so its manifest leaves out ``max_concurrency``
+(top level, default 1) unless a site has measured that its device takes more.
 Audio is resampled to the manifest's sample rate and re-cut into one chunk per token.
 """
 from __future__ import annotations

@@ -96,7 +96,7 @@ def build_version(version: str, directory: Path) -> Path:
             spec["settings"]).save(directory / "weights.safetensors")
     manifest = {"model": "ttsctl-speech", "version": version, "build_time": spec["build_time"],
                 "sample_rate": 44100, "token_rate": 6.25, "engine": "builtin",
-                "weights": "weights.safetensors", "language": "en"}
+                "weights": "weights.safetensors", "language": "en", "max_concurrency": 2}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return directory
 
