@@ -25,6 +25,10 @@ options:
     description: "Slot limit per server, C({backend/server: n}); only servers HAProxy runs are set."
     type: dict
     default: {}
+  live:
+    description: Also change the running HAProxy; false writes the file only (before a reload that reads it).
+    type: bool
+    default: true
 attributes:
   check_mode: {support: full}
 """
@@ -89,7 +93,8 @@ def ordered(wanted, live):
 def main():
     module = AnsibleModule(
         argument_spec=dict(socket=dict(type="path", required=True), map=dict(type="path", required=True),
-                           split=dict(type="dict", required=True), maxconn=dict(type="dict", default={})),
+                           split=dict(type="dict", required=True), maxconn=dict(type="dict", default={}),
+                           live=dict(type="bool", default=True)),
         supports_check_mode=True,
     )
     p = module.params
@@ -97,7 +102,7 @@ def main():
     if problem:
         module.fail_json(msg=problem)
     try:
-        live = live_map(p["socket"], p["map"]) if os.path.exists(p["socket"]) else None
+        live = live_map(p["socket"], p["map"]) if p["live"] and os.path.exists(p["socket"]) else None
         rows = stats(p["socket"]) if live is not None else []
     except OSError:
         live, rows = None, []
