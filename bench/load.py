@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The edge under load: answered, failed and shed requests and the candidate's share.
 
-On the local deployment (quickstart first): for each weight and number of clients, N
-clients send short speech requests (WAV) back to back through the frontend for a while,
-each as a new listener (no cookies), and every answer is counted by status and by the
-colour that spoke it. One client is the baseline, measured in the same run: the other rows
-give their throughput as a ratio of it. Prints a table, saves bench/results/load.json.
+On the local deployment (quickstart first): for each weight, request kind (whole answers,
+streams) and number of clients, N clients send short speech requests (WAV) back to back
+through the frontend for a while, each as a new listener (no cookies), and every answer is
+counted by status and by the colour that spoke it. One client is the baseline, measured in
+the same run: the other rows give their throughput as a ratio of it. Prints a table, saves
+bench/results/load.json.
 """
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ from deployment import FRONTEND, ensure_running, playbook  # noqa: E402
 BODY = {"model": "tts-1", "input": "Hello there, how are you today?", "voice": "alloy", "response_format": "wav"}
 
 
-def hammer(clients: int, seconds: float) -> dict:
+def hammer(clients: int, seconds: float, stream: bool = False) -> dict:
     """N clients back to back for ``seconds``: counts by outcome, latencies, queue waits."""
+    body = {**BODY, "stream": stream}
     counts: collections.Counter = collections.Counter()
     latencies: list[float] = []
     queued: list[float] = []
@@ -41,7 +43,7 @@ def hammer(clients: int, seconds: float) -> dict:
         while time.monotonic() < deadline:
             started = time.monotonic()
             try:
-                answer = requests.post(f"{FRONTEND}/v1/audio/speech", json=BODY, timeout=120)
+                answer = requests.post(f"{FRONTEND}/v1/audio/speech", json=body, timeout=120)
             except requests.RequestException as exc:
                 with lock:
                     counts[f"error {type(exc).__name__}"] += 1
@@ -69,15 +71,18 @@ def hammer(clients: int, seconds: float) -> dict:
             "candidate_share_percent": round(100 * counts["green"] / answered, 2) if answered else None,
             "answers_per_s": round(answered / seconds, 2),
             "p50_s": round(statistics.median(latencies), 3) if latencies else None,
-            "p95_s": round(quantiles[18], 3), "mean_queued_ms": round(statistics.fmean(queued), 1) if queued else None,
+            "p95_s": round(quantiles[18], 3),
+            "p99_s": round(statistics.quantiles(latencies, n=100)[98], 3) if len(latencies) >= 2 else None,
+            "mean_queued_ms": round(statistics.fmean(queued), 1) if queued else None,
             "outcomes": dict(counts)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=25)
-    parser.add_argument("--clients", default="1,4,8,16")
-    parser.add_argument("--weights", default="0,5")
+    parser.add_argument("--clients", default="1,4,16,64")
+    parser.add_argument("--weights", default="0,5,50")
+    parser.add_argument("--kinds", default="whole,stream", help="whole answers, streams, or both")
     parser.add_argument("--output", type=Path, default=ROOT / "bench/results/load.json")
     args = parser.parse_args()
 
@@ -85,16 +90,20 @@ def main() -> None:
     rows = []
     for weight in (int(w) for w in args.weights.split(",")):
         playbook("canary", weight=weight)
-        baseline = None
-        for clients in (int(c) for c in args.clients.split(",")):
-            row = {"weight": weight, **hammer(clients, args.seconds)}
-            baseline = baseline or row["answers_per_s"]
-            row["throughput_vs_1_client"] = round(row["answers_per_s"] / baseline, 2) if baseline else None
-            rows.append(row)
-            print(f"weight {weight:>3}  clients {clients:>2}  answered {row['answered']:>5}  failed {row['failed']:>4}  "
-                  f"shed {row['shed']:>4}  candidate {row['candidate_share_percent']} %  "
-                  f"p50 {row['p50_s']} s  p95 {row['p95_s']} s  queued {row['mean_queued_ms']} ms  "
-                  f"x{row['throughput_vs_1_client']}", flush=True)
+        for kind in args.kinds.split(","):
+            baseline = None
+            for clients in (int(c) for c in args.clients.split(",")):
+                row = {"weight": weight, "kind": kind, **hammer(clients, args.seconds, stream=kind == "stream")}
+                baseline = baseline or row["answers_per_s"]
+                row["throughput_vs_1_client"] = round(row["answers_per_s"] / baseline, 2) if baseline else None
+                share = row["candidate_share_percent"]
+                row["share_error_pp"] = None if share is None else round(share - weight, 2)
+                rows.append(row)
+                print(f"weight {weight:>3} {kind:<6} clients {clients:>2}  answered {row['answered']:>5}  "
+                      f"failed {row['failed']:>4}  shed {row['shed']:>4}  candidate {share} % "
+                      f"({row['share_error_pp']} pp)  p50 {row['p50_s']} s  p95 {row['p95_s']} s  "
+                      f"p99 {row['p99_s']} s  queued {row['mean_queued_ms']} ms  x{row['throughput_vs_1_client']}",
+                      flush=True)
     ensure_running()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({

@@ -5,14 +5,17 @@ test puts it back. Traffic goes through the frontend on 127.0.0.1:8080 only.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
-from deployment import (CANDIDATE, FRONTEND, STABLE, Load, colours, changed, ensure_running,
+from deployment import (BIN, CANDIDATE, FRONTEND, STABLE, Load, colours, changed, ensure_running,
                         haproxy, haproxy_servers, haproxy_split, playbook, run, state)
 
 pytestmark = pytest.mark.integration
@@ -179,6 +182,45 @@ def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(baseline,
     assert state() == before_state and haproxy_split() == before_split
 
 
+NONSENSE = {"haproxy_timeout_queue": "-5s", "haproxy_timeout_connect": "0", "haproxy_timeout_server": "soon",
+            "haproxy_retries": "-1", "haproxy_error_limit": "0", "haproxy_retry_after": "x",
+            "haproxy_global_maxconn": "many"}
+
+
+def test_queue_and_retry_settings_that_make_no_sense_are_refused_before_any_change(deployment):
+    """One run with every setting wrong: each is named, and HAProxy's config is untouched."""
+    before = Path("/etc/haproxy/haproxy.cfg").read_bytes()
+    result = run(str(BIN / "ansible-playbook"), "--check", "tests/integration/playbooks/haproxy_settings.yml",
+                 "-e", json.dumps(NONSENSE), check=False)
+    assert result.returncode != 0 and "nothing was changed" in result.stdout
+    for setting in NONSENSE:
+        assert f"{setting} must be" in result.stdout, setting
+    assert Path("/etc/haproxy/haproxy.cfg").read_bytes() == before
+
+
+def test_a_rolled_back_candidate_gets_no_request_at_all(baseline):
+    """After a rollback no listener reaches the candidate: not by its bucket, not by forcing
+    it, not for /version; HAProxy's own session counters of its servers say so."""
+    playbook("canary", weight=50)
+    playbook("rollback", reason="drill")
+    before = candidate_sessions()
+    for bucket in range(100):
+        requests.get(f"{FRONTEND}/version", cookies={"TTS_LISTENER": str(bucket)}, timeout=10)
+    assert colours(20, cookies={"gray_test": "true"}) == {"blue": 20}
+    assert colours(20, headers={"X-Canary": "always"}) == {"blue": 20}
+    assert colours(20, headers={"X-Canary": "Always"}) == {"blue": 20}  # not the documented value
+    assert candidate_sessions() == before
+
+
+def candidate_sessions() -> dict[str, int]:
+    """Sessions HAProxy ever sent to green's server, per backend (speech and the rest)."""
+    sys.path.insert(0, str(Path(__file__).parent.parent.parent / "plugins" / "module_utils"))
+    from haproxy_socket import stats
+
+    return {r["pxname"]: int(r["stot"]) for r in stats("/run/haproxy/admin.sock")
+            if r["svname"] == "green-localhost-0" and r["pxname"] in ("tts_green", "tts_green_info")}
+
+
 def test_refused_transitions_change_nothing(baseline):
     playbook("promote", reason="ship it")
     before = state()
@@ -191,7 +233,6 @@ def test_status_reports_state_haproxy_and_instances_in_agreement(baseline, tmp_p
     playbook("canary", weight=5)
     out = tmp_path / "status.json"
     playbook("status", status_output=out)
-    import json
     report = json.loads(out.read_text())
     assert report["consistent"], report["disagreements"]
     assert report["colors"]["green"] | {"share": 5, "role": "candidate", "version": CANDIDATE} == report["colors"]["green"]
@@ -204,7 +245,6 @@ def test_status_flags_haproxy_disagreeing_with_the_release_state(baseline, tmp_p
     haproxy("set maxconn server tts_green/green-localhost-0 9")
     out = tmp_path / "status.json"
     playbook("status", status_output=out)
-    import json
     report = json.loads(out.read_text())
     assert not report["consistent"]
     assert report["edge"] == {"stable": "blue", "candidate": "green", "weight": "40"}

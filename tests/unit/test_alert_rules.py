@@ -64,7 +64,7 @@ def test_rules_pass_promtool_check(rules_dir: Path):
 def test_every_rule_behaviour_has_unit_tests():
     assert {t.stem for t in RULE_TESTS} >= {
         "bad_candidate", "healthy_canary", "quiet_canary", "latency", "down", "memory", "release_state",
-        "watchers", "edge_drift", "shedding"}
+        "watchers", "edge_drift", "shedding", "overload"}
 
 
 @needs_promtool
