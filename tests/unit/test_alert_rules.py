@@ -6,7 +6,6 @@ rules: a bad candidate is rolled back, a healthy or quiet one is not, and so on.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -16,14 +15,13 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+from by_path import load
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "monitoring"
 RULE_TESTS = sorted((ROLE / "tests" / "rules").glob("*.yml"))
 
-_spec = importlib.util.spec_from_file_location("tts_filters", ROOT / "plugins" / "filter" / "tts.py")
-FILTERS = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(FILTERS)
+FILTERS = load("tts_filters", "plugins/filter/tts.py")
 
 needs_promtool = pytest.mark.skipif(
     shutil.which("promtool") is None,

@@ -1,19 +1,9 @@
 """The split module's rules: what a split may hold, and in which order it changes live."""
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from by_path import load
 
 sys.modules.setdefault("ansible.module_utils.haproxy_socket",
                        load("haproxy_socket", "plugins/module_utils/haproxy_socket.py"))

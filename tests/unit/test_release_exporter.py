@@ -1,15 +1,12 @@
 """The release-state exporter: the release state as metrics, whatever shape the file is in."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location(
-    "tts_release_exporter", ROOT / "roles/monitoring/files/tts_release_exporter.py")
-exporter = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(exporter)
+from by_path import load
+
+exporter = load("tts_release_exporter", "roles/monitoring/files/tts_release_exporter.py")
 
 CANARY = {
     "active": "blue", "phase": "canary", "candidate_weight": 20,

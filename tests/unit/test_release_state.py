@@ -1,19 +1,9 @@
 """Release-state transitions: what each action may do, and what it must refuse."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from by_path import load
 
 release = load("release_state", "plugins/modules/release_state.py")
 filters = load("tts_filters", "plugins/filter/tts.py")

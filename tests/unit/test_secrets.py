@@ -1,14 +1,12 @@
 """No working default secret: the rule every role applies to a token or password."""
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
+from by_path import load
 
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("tts_filters", ROOT / "plugins/filter/tts.py")
-filters = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(filters)
+filters = load("tts_filters", "plugins/filter/tts.py")
 
 
 @pytest.mark.parametrize("value, why", [
