@@ -9,7 +9,7 @@ from . import metrics
 from .api import info, speech, ui
 from .api import metrics as metrics_api
 from .config import ServiceConfig
-from .engines.base import EngineError
+from .engines.base import EngineError, GenerationError
 from .errors import register_error_handlers
 from .faults import InjectedFault
 from .service import Service
@@ -25,6 +25,7 @@ def create_app(config: ServiceConfig | Mapping) -> Flask:
     service = Service(config)
     app.extensions["tts"] = service
     register_error_handlers(app, {EngineError: (400, "invalid_input"),
+                                  GenerationError: (500, "generation_failed"),
                                   InjectedFault: (500, "injected_fault")})
     for blueprint in (metrics_api.bp, info.bp, speech.bp, ui.bp):
         app.register_blueprint(blueprint)

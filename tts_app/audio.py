@@ -33,16 +33,3 @@ def encode(audio: torch.Tensor, sample_rate: int, response_format: str) -> bytes
         return wav_header(sample_rate, len(body)) + body
     return body
 
-
-def resample(audio: torch.Tensor, source_rate: int, target_rate: int,
-             length: int | None = None) -> torch.Tensor:
-    """Band-limited resampling through the spectrum; ``length`` overrides the rounded size."""
-    if length is None:
-        length = round(audio.shape[0] * target_rate / source_rate)
-    if (source_rate == target_rate and length == audio.shape[0]) or audio.shape[0] == 0 or length <= 0:
-        return audio if length == audio.shape[0] else audio[:0]
-    spectrum = torch.fft.rfft(audio.double())
-    bins = length // 2 + 1
-    spectrum = spectrum[:bins] if spectrum.shape[0] >= bins else torch.nn.functional.pad(
-        spectrum, (0, bins - spectrum.shape[0]))
-    return (torch.fft.irfft(spectrum, n=length) * (length / audio.shape[0])).float()

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from tts_app.audio import resample
 from tts_app.engines.base import EngineError
 from tts_app.model import load_model
 
@@ -108,7 +107,9 @@ def recognise(audio: torch.Tensor) -> list[str]:
     """Words an off-the-shelf recogniser (pocketsphinx, its model ships in the wheel) hears."""
     from pocketsphinx import Decoder
 
-    resampled = resample(audio, 44100, 16000)
+    import soxr
+
+    resampled = torch.from_numpy(soxr.resample(audio.numpy(), 44100, 16000))
     raw = (resampled.clamp(-1, 1) * 32767).to(torch.int16).numpy().tobytes()
     decoder = Decoder(samprate=16000, logfn="/dev/null")
     decoder.start_utt()

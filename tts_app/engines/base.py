@@ -11,6 +11,11 @@ class EngineError(ValueError):
     """Input the engine cannot speak (unknown voice, nothing pronounceable)."""
 
 
+class GenerationError(RuntimeError):
+    """The model failed on input it should speak (runaway or silent audio): the version's
+    fault, not the listener's, so it answers 500 and counts against the version."""
+
+
 class Engine(ABC):
     """A loaded model version that speaks.
 
