@@ -86,8 +86,7 @@ def switch(method: str, action: str, old: str, new: str) -> dict:
     if method == "runtime API":
         playbook(action, reason="bench")
     else:
-        run(str(BIN / "ansible-playbook"), "bench/playbooks/switch_by_reload.yml",
-            "-e", f"switch_action={action}")
+        run(str(BIN / "ansible-playbook"), f"bench/playbooks/{action}_by_reload.yml", "-e", "reason=bench")
     command_s = time.monotonic() - started
     time.sleep(3.0)
     probe.stop()

@@ -265,3 +265,23 @@ class ReleaseLock:
     @property
     def owned(self) -> bool:
         return self._fd is not None
+
+
+def change_refusal(path: str | Path, token: str | None) -> str | None:
+    """Why a process handed ``token`` may not change the release state now; None when it may.
+
+    The audit callback takes the lock, yet a run without the callback (turned off, or a
+    playbook that declares no change) would change the state unlocked and unrecorded. So
+    the release state module's action plugin asks here first: the holder must have handed
+    this process its token, still run, and have its audit record open (a rollback may go on
+    without one, as the callback allows when the audit log cannot be written)."""
+    holder = ReleaseLock(path).read_holder()
+    if holder is None:
+        return f"no run holds the release lock {path}"
+    if not holder.handed(token):
+        return f"the release lock {path} is held by {holder.describe()}, not by this run"
+    if not holder.is_alive():
+        return f"the holder of the release lock {path} no longer runs: {holder.describe()}"
+    if holder.record_id is None and holder.action != "rollback":
+        return "the run under the release lock has no open audit record"
+    return None

@@ -28,8 +28,27 @@ PARAMETERS = {
 }
 
 
+# The play variable by which a playbook declares the change it makes, in its first play.
+DECLARATION = "ttsctl_action"
+
+
+def declared_action(first_play_vars: dict | None) -> str | None:
+    """The change a playbook declares (``vars: {ttsctl_action: canary}`` in its first play),
+    None when it declares none. The declaration, not the file name, is what the audit
+    callback locks and records, so a renamed copy of a release playbook is still one.
+    Raises ValueError for a declaration that names no known change."""
+    declared = (first_play_vars or {}).get(DECLARATION)
+    if declared is None:
+        return None
+    if declared not in STATE_CHANGING:
+        raise ValueError(f"the playbook declares {DECLARATION}: {str(declared)[:60]!r}, which is not a change "
+                         f"ttsctl knows (one of {', '.join(STATE_CHANGING)})")
+    return declared
+
+
 def action_of(playbook_path: str) -> str | None:
-    """The release action a playbook file performs, None when it changes nothing."""
+    """The release action of one of the project's playbooks, by its name (how ttsctl runs
+    them; each declares the same action, tests/unit/test_records.py checks it)."""
     name = Path(str(playbook_path)).name
     for suffix in (".yml", ".yaml"):
         if name.endswith(suffix):

@@ -10,8 +10,8 @@ name: ttsctl_audit
 type: notification
 short_description: Record every state-changing release run and hold the release lock during it
 description:
-  - For the playbooks that change the system (deploy, canary, promote, rollback, site,
-    monitoring, control_plane, gpu_host), at
+  - For the playbooks that declare a change in their first play's vars, as C(ttsctl_action)
+    (deploy, canary, promote, rollback, site, monitoring, control_plane or gpu_host), at
     playbook start it takes the release lock (waiting up to C(TTSCTL_LOCK_TIMEOUT) seconds,
     else it ends ansible-playbook with exit code 3 and says who holds the lock since when)
     and commits an audit record; at the end it closes the record with the result
@@ -95,8 +95,11 @@ class CallbackModule(CallbackBase):
         # Before any task renders anything, dry run or not: extra vars are rendered as
         # trusted templates, so free text in them would run as code.
         extra_vars = dict(load_extra_vars(playbook._loader))
-        action = records.action_of(playbook._file_name)
         found = free_text.problems(extra_vars, os.environ)
+        try:
+            action = records.declared_action(_first_play_vars(playbook))
+        except ValueError as exc:
+            action, found = None, [*found, str(exc)]
         if _project_playbook(playbook._file_name):
             found += records.parameter_problems(action, extra_vars)
         if found:
@@ -123,7 +126,11 @@ class CallbackModule(CallbackBase):
         settings = Settings.from_env()
         operator = records.operator_of(extra_vars)
         self._lock = lock.ReleaseLock(settings.lock_file)
-        wanted = lock.Holder.this_process(operator=operator, action=action, source="ansible-playbook")
+        # A token of this run's own, for when it takes the lock itself: its workers show it
+        # to the release state's action plugin, which writes nothing for anyone else.
+        own_token = lock.new_token()
+        wanted = lock.Holder.this_process(operator=operator, action=action, source="ansible-playbook",
+                                          token=own_token)
         try:
             grant = self._lock.acquire(wanted, settings.lock_timeout, token=os.environ.get(lock.TOKEN_ENV),
                                        on_wait=self._say_waiting)
@@ -134,6 +141,8 @@ class CallbackModule(CallbackBase):
         # The source is not the caller's word: a run is ttsctl's or the webhook's only when
         # that process took the lock and handed this run its token.
         source = grant.holder.source if not grant.owned else "ansible-playbook"
+        if grant.owned:
+            os.environ[lock.TOKEN_ENV] = own_token  # inherited by the workers, forked later
         took_over = grant.took_over or self._took_over_by_parent(grant)
         self._store = audit.AuditStore(settings.audit_db)
         self._recorder = records.RunRecorder()
@@ -256,6 +265,12 @@ class CallbackModule(CallbackBase):
             self._close("aborted", f"stopped after TTSCTL_RUN_TIMEOUT={self._timed_out:g} s: the run took too long")
         else:
             self._close("aborted", "the run ended before it finished (interrupted or an error)")
+
+
+def _first_play_vars(playbook):
+    """The ``vars`` of the playbook's first play (imported playbooks' plays included)."""
+    plays = playbook.get_plays()
+    return plays[0].vars if plays else None
 
 
 def _project_playbook(path):

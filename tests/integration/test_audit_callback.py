@@ -24,12 +24,14 @@ BIN = Path(sys.executable).parent
 DEPLOYED = {"active": "blue", "candidate_weight": 0, "phase": "deployed", "last_change": None,
             "colors": {"blue": {"version": "1.5", "image": "img:1.5"}, "green": {"version": "2.0", "image": "img:2.0"}}}
 
-# Named like the release playbooks, so the callback treats them as such; same first play
+# Declared like the release playbooks, so the callback treats them as such; same first play
 # shape: an input check, then the release state module.
 STAND_IN = """
 - name: Stand-in {action}
   hosts: localhost
   gather_facts: false
+  vars:
+    {declaration}
   tasks:
     - name: Check the weight before changing anything
       ansible.builtin.assert:
@@ -52,8 +54,8 @@ STAND_IN = """
 def site(tmp_path):
     """Stand-in playbooks, a scratch release state and a private audit log and lock."""
     for action in ("canary", "rollback"):
-        (tmp_path / f"{action}.yml").write_text(STAND_IN.format(action=action))
-    (tmp_path / "status.yml").write_text(STAND_IN.format(action="read"))
+        (tmp_path / f"{action}.yml").write_text(stand_in(action))
+    (tmp_path / "status.yml").write_text(stand_in("read", declared=None))
     state = tmp_path / "release.json"
     state.write_text(json.dumps(DEPLOYED))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
@@ -66,6 +68,14 @@ def site(tmp_path):
     # until its task ends: end the ones this test started.
     for pid in pids_running(str(tmp_path)):
         os.kill(pid, signal.SIGKILL)
+
+
+def stand_in(action: str, declared: str | None = "same") -> str:
+    """A stand-in playbook changing the state by ``action``, declaring ``declared`` (the same
+    action by default; None: no declaration)."""
+    declared = action if declared == "same" else declared
+    declaration = f"ttsctl_action: {declared}" if declared else "stand_in: true"
+    return STAND_IN.format(action=action, declaration=declaration)
 
 
 def pids_running(marker: str) -> list[int]:
@@ -133,14 +143,8 @@ def test_check_mode_and_read_only_playbooks_are_neither_locked_nor_recorded(site
 
 
 def test_a_raw_run_exits_3_naming_the_holder_when_the_lock_stays_held(site):
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from ttsctl import lock\n"
-        "l = lock.ReleaseLock(sys.argv[1])\n"
-        "l.acquire(lock.Holder.this_process(operator='alice', action='promote', source='ttsctl'), 5)\n"
-        "print('locked', flush=True); time.sleep(60)"), site["env"]["TTSCTL_LOCK_FILE"]],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    holder = held_by_alice(site)
     try:
-        assert holder.stdout.readline().strip() == "locked"
         done = playbook(site, "canary", "weight=5", TTSCTL_LOCK_TIMEOUT="0.5")
         assert done.returncode == 3
         assert "alice (promote via ttsctl" in done.stdout and "since" in done.stdout
@@ -179,3 +183,66 @@ def test_a_run_past_its_timeout_is_stopped_recorded_as_aborted_and_frees_the_loc
     assert record["result"] == "aborted" and "TTSCTL_RUN_TIMEOUT=3" in record["message"]
     assert lock.ReleaseLock(site["env"]["TTSCTL_LOCK_FILE"]).read_holder() is None
     assert playbook(site, "canary", "weight=0").returncode == 0  # the next change runs
+
+
+def held_by_alice(site, token=None):
+    """Another change holding the release lock (as ttsctl would, with ``token`` for its child)."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from ttsctl import lock\n"
+        "l = lock.ReleaseLock(sys.argv[1])\n"
+        "t = sys.argv[2] or None\n"
+        "l.acquire(lock.Holder.this_process(operator='alice', action='promote', source='ttsctl', token=t), 5)\n"
+        "l.annotate(record_id=1)\n"
+        "print('locked', flush=True); time.sleep(60)"), site["env"]["TTSCTL_LOCK_FILE"], token or ""],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+@pytest.mark.parametrize("how", ["callback turned off", "a playbook that declares no change"])
+def test_the_release_state_changes_only_under_the_release_lock(site, how):
+    """Without the audit callback's lock, the state's own action plugin refuses the change."""
+    before = site["state"].read_text()
+    if how == "callback turned off":
+        done = playbook(site, "canary", "weight=5", ANSIBLE_CALLBACK_PLUGINS=str(site["dir"]))
+    else:
+        (site["dir"] / "quiet.yml").write_text(stand_in("canary", declared=None))
+        done = playbook(site, "quiet", "weight=5")
+    assert done.returncode != 0
+    assert "refused: the release state changes only under the release lock" in done.stdout
+    assert "no run holds the release lock" in done.stdout
+    assert site["state"].read_text() == before and site["store"].query() == []
+
+
+def test_a_guessed_or_copied_token_changes_nothing_while_another_change_holds_the_lock(site):
+    holder = held_by_alice(site, token="alices-token")
+    try:
+        before = site["state"].read_text()
+        for token in ("guess", "0" * 32, lock.digest("alices-token")):
+            done = playbook(site, "canary", "weight=5", ANSIBLE_CALLBACK_PLUGINS=str(site["dir"]),
+                            TTSCTL_LOCK_TOKEN=token)
+            assert done.returncode != 0
+            assert "is held by alice (promote via ttsctl" in done.stdout and "not by this run" in done.stdout
+        assert site["state"].read_text() == before and site["store"].query() == []
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_renamed_copy_of_a_release_playbook_is_locked_and_recorded_as_what_it_declares(site):
+    (site["dir"] / "my-tweak.yml").write_text(stand_in("canary"))
+    done = playbook(site, "my-tweak", "weight=5", "reason=renamed")
+    assert done.returncode == 0, done.stdout
+    (record,) = site["store"].query()
+    assert (record["action"], record["reason"], record["result"]) == ("canary", "renamed", "ok")
+    assert record["playbook"].endswith("my-tweak.yml")
+    assert json.loads(site["state"].read_text())["candidate_weight"] == 5
+
+
+def test_a_declaration_that_names_no_change_is_refused_before_any_task(site):
+    (site["dir"] / "odd.yml").write_text(stand_in("canary", declared="'{{ lookup(\"pipe\", \"id\") }}'"))
+    before = site["state"].read_text()
+    done = playbook(site, "odd", "weight=5")
+    assert done.returncode == 5, done.stdout
+    assert "not a change ttsctl knows" in done.stdout
+    assert site["state"].read_text() == before and site["store"].query() == []

@@ -1,11 +1,14 @@
 """What a run did, in audit terms: the same verdict from the callback and from runner events."""
 import os
 import pwd
+from pathlib import Path
 
 import pytest
+import yaml
 
 from ttsctl import records, runner
 
+ROOT = Path(__file__).resolve().parents[2]
 BEFORE = {"active": "blue", "candidate_weight": 0, "phase": "deployed"}
 AFTER = {"active": "blue", "candidate_weight": 5, "phase": "canary"}
 
@@ -17,6 +20,21 @@ AFTER = {"active": "blue", "candidate_weight": 5, "phase": "canary"}
 ])
 def test_only_the_release_playbooks_are_recorded(path, action):
     assert records.action_of(path) == action
+
+
+def test_a_playbook_declares_its_change_in_its_first_play():
+    assert records.declared_action({"ttsctl_action": "canary", "x": 1}) == "canary"
+    assert records.declared_action({}) is None and records.declared_action(None) is None
+    for bogus in ("status", "{{ lookup('pipe', 'id') }}", 5, ""):
+        with pytest.raises(ValueError, match="not a change ttsctl knows"):
+            records.declared_action({"ttsctl_action": bogus})
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "playbooks").glob("*.yml")), ids=lambda p: p.name)
+def test_each_project_playbook_declares_the_change_ttsctl_runs_it_for(path):
+    """ttsctl picks the action by file name, the callback by declaration: they must agree."""
+    first_play = yaml.safe_load(path.read_text())[0]
+    assert records.declared_action(first_play.get("vars")) == records.action_of(path)
 
 
 def test_the_operator_is_worked_out_as_the_playbooks_do():

@@ -186,3 +186,28 @@ def test_threads_of_one_process_take_turns(lock_path):
     first.release()
     assert second.acquire(holder(), 0).took_over is None
     second.release()
+
+
+def test_a_change_is_allowed_only_to_the_run_the_live_holder_handed_its_token(lock_path):
+    assert "no run holds the release lock" in lock.change_refusal(lock_path, "t")
+    release_lock = lock.ReleaseLock(lock_path)
+    release_lock.acquire(holder(action="canary", token="t"), 0)
+    try:
+        assert "no open audit record" in lock.change_refusal(lock_path, "t")
+        release_lock.annotate(record_id=7)
+        assert lock.change_refusal(lock_path, "t") is None
+        for wrong in (None, "", "u", lock.digest("t")):
+            assert "held by bob (canary via test" in lock.change_refusal(lock_path, wrong)
+    finally:
+        release_lock.release()
+    assert "no run holds" in lock.change_refusal(lock_path, "t")
+
+
+def test_a_rollback_may_change_without_a_record_but_not_for_a_dead_holder(lock_path):
+    release_lock = lock.ReleaseLock(lock_path)
+    release_lock.acquire(holder(action="rollback", token="t"), 0)
+    try:
+        assert lock.change_refusal(lock_path, "t") is None
+    finally:
+        release_lock.release(keep_holder=True)  # as a holder that died mid-run leaves it
+    assert "no longer runs" in lock.change_refusal(lock_path, "t")
