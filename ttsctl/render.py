@@ -22,6 +22,8 @@ def colour(name: str | None) -> Text:
 def status(report: dict) -> Group:
     """The status report of playbooks/status.yml as a headline, two tables and the verdict."""
     parts = [_headline(report), _colours_table(report), _servers_table(report)]
+    if len(report.get("balancers") or []) > 1:
+        parts.append(_balancers_table(report))
     silences = report.get("rollback_silences")
     if silences is None and "rollback_silences" in report:
         parts.append(Text("? Alertmanager did not answer: whether automatic rollback is silenced is unknown",
@@ -50,7 +52,7 @@ def _headline(report: dict) -> Text:
     line.append_text(colour(report.get("active")))
     line.append(f"  candidate weight {report.get('candidate_weight', 0)} %")
     edge = report.get("edge") or {}
-    if edge:
+    if edge and len(report.get("balancers") or []) <= 1:
         line.append(f"  edge {edge.get('stable')}/{edge.get('candidate')} at {edge.get('weight')} %", style="dim")
     if not report.get("haproxy_running"):
         line.append("  HAProxy not running", style="bold red")
@@ -78,6 +80,29 @@ def _colours_table(report: dict) -> Table:
                       Text(str(info.get("version") or "not deployed"), style=None if deployed else "dim"),
                       Text(f"{info.get('share', 0)} %", style="bold" if info.get("share") else "dim"),
                       Text(str(info.get("image") or ""), style="dim"))
+    return table
+
+
+def _balancers_table(report: dict) -> Table:
+    """Each load balancer's split: with several, every one must carry the release state's."""
+    table = Table(title="Balancers", title_justify="left", expand=False)
+    for name in ("Balancer", "HAProxy", "Split", "Agrees"):
+        table.add_column(name)
+    for balancer in report["balancers"]:
+        edge = balancer.get("edge") or {}
+        split = Text()
+        if edge:
+            split.append_text(colour(edge.get("stable")))
+            split.append(" / ")
+            split.append_text(colour(edge.get("candidate")))
+            split.append(f" at {edge.get('weight')} %")
+        else:
+            split.append("none", style="bold red")
+        table.add_row(balancer.get("name", "?"),
+                      Text("running", style="green") if balancer.get("haproxy_running")
+                      else Text("not running", style="bold red"),
+                      split,
+                      Text("yes", style="green") if balancer.get("consistent") else Text("no", style="bold red"))
     return table
 
 

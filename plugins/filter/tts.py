@@ -162,6 +162,32 @@ def tts_status(state, haproxy, version_results, silences=None):
     }
 
 
+def tts_balancers(reports):
+    """One report for the whole edge from each balancer's tts_status report, ``{host: report}``.
+
+    The release state and the instances are the same for all; each balancer has its own
+    HAProxy. The first balancer's report is the base (its servers table); ``balancers`` lists
+    each one's split and verdict, and with more than one, each disagreement names its
+    balancer. Consistent only when every balancer is.
+    """
+    if not any(reports.values()):
+        raise ValueError("no balancer reported")
+    unanswered = {"haproxy_running": False, "edge": {}, "consistent": False,
+                  "disagreements": ["this balancer could not be asked (unreachable, or its checks failed)"]}
+    reports = {name: report or unanswered for name, report in reports.items()}
+    names = sorted(reports, key=lambda name: reports[name] is unanswered)
+    several = len(names) > 1
+    merged = dict(reports[names[0]])
+    merged["balancers"] = [{"name": name, "haproxy_running": reports[name]["haproxy_running"],
+                            "edge": reports[name]["edge"], "consistent": reports[name]["consistent"],
+                            "disagreements": reports[name]["disagreements"]} for name in names]
+    merged["disagreements"] = [f"{name}: {problem}" if several else problem
+                               for name in names for problem in reports[name]["disagreements"]]
+    merged["consistent"] = not merged["disagreements"]
+    merged["haproxy_running"] = all(reports[name]["haproxy_running"] for name in names)
+    return merged
+
+
 def tts_prunable_images(images, containers, repository, keep, protect=(), sources=None):
     """Images of ``repository`` a host can drop: {"tags": [...], "stages": [ids]}.
 
@@ -213,4 +239,4 @@ def tts_weak_secret(value, name):
 class FilterModule:
     def filters(self):
         return {"tts_servers": tts_servers, "tts_edge_plan": tts_edge_plan, "tts_status": tts_status,
-                "tts_prunable_images": tts_prunable_images, "tts_weak_secret": tts_weak_secret}
+                "tts_balancers": tts_balancers, "tts_prunable_images": tts_prunable_images, "tts_weak_secret": tts_weak_secret}

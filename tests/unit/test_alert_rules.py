@@ -124,7 +124,8 @@ def render_prometheus_config(**overrides) -> str:
     """prometheus.yml.j2 with the role defaults and stand-ins for the Ansible pieces it uses."""
     values = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     values.update(ansible_managed="Ansible managed", groups={"lb": ["lb1", "lb2"], "gpu": []},
-                  hostvars={"lb1": {"ansible_host": "10.0.0.1"}, "lb2": {}})
+                  hostvars={"lb1": {"ansible_host": "10.0.0.1"}, "lb2": {}},
+                  monitoring_release_state_host="lb1")  # what its default gives for this group
     values.update(overrides)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"), trim_blocks=True,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
@@ -142,6 +143,13 @@ def test_prometheus_scrapes_the_split_where_it_scrapes_haproxy():
     assert split["static_configs"] == jobs["haproxy"]["static_configs"] == [
         {"targets": ["10.0.0.1:8404", "lb2:8404"]}]
     assert "metrics_path" not in jobs["haproxy"]
+
+
+def test_prometheus_reads_the_release_state_from_the_one_balancer_that_keeps_it():
+    jobs = {job["job_name"]: job for job in yaml.safe_load(render_prometheus_config())["scrape_configs"]}
+    assert jobs["tts_release"]["static_configs"] == [{"targets": ["10.0.0.1:9099"]}]
+    other = yaml.safe_load(render_prometheus_config(monitoring_release_state_host="lb2"))["scrape_configs"]
+    assert next(j for j in other if j["job_name"] == "tts_release")["static_configs"] == [{"targets": ["lb2:9099"]}]
 
 
 @needs_promtool

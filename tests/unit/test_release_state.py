@@ -170,6 +170,29 @@ def test_status_names_a_split_a_slot_limit_and_a_capacity_that_disagree(deployed
     assert "serves 2 speech requests at once, the release state gives it 1 slots" in problems
 
 
+def test_several_balancers_make_one_report_that_names_the_one_that_disagrees(deployed):
+    state = step(deployed, "canary", weight=5)
+    good = status_of(state, {"stable": "blue", "candidate": "green", "weight": "5"})
+    stale = status_of(state, {"stable": "blue", "candidate": "green", "weight": "0"})
+    report = filters.tts_balancers({"lb1": good, "lb2": stale})
+    assert not report["consistent"] and report["disagreements"] == [
+        "lb2: HAProxy's split has weight 0, the release state gives 5"]
+    assert [(b["name"], b["consistent"], b["edge"]["weight"]) for b in report["balancers"]] == [
+        ("lb1", True, "5"), ("lb2", False, "0")]
+    assert filters.tts_balancers({"lb1": good, "lb2": good})["consistent"]
+
+
+def test_one_balancer_reports_as_before_and_one_that_could_not_be_asked_disagrees(deployed):
+    good = status_of(step(deployed, "canary", weight=5), {"stable": "blue", "candidate": "green", "weight": "5"})
+    alone = filters.tts_balancers({"lb1": good})
+    assert alone["disagreements"] == [] and alone["consistent"] and len(alone["balancers"]) == 1
+    lost = filters.tts_balancers({"lb0": None, "lb1": good})
+    assert lost["servers"] == good["servers"] and not lost["haproxy_running"]
+    assert lost["disagreements"] == ["lb0: this balancer could not be asked (unreachable, or its checks failed)"]
+    with pytest.raises(ValueError):
+        filters.tts_balancers({"lb0": None})
+
+
 REPO = "localhost/ttsctl-speech"
 
 

@@ -54,6 +54,20 @@ def test_status_says_so_when_everything_agrees():
     assert "agree" in verdict.plain and "green" in str(verdict.style)
 
 
+def test_status_shows_each_balancers_split_when_there_are_several():
+    edge = {"stable": "blue", "candidate": "green", "weight": "5"}
+    report = {**REPORT, "edge": edge, "balancers": [
+        {"name": "lb1", "haproxy_running": True, "edge": edge, "consistent": True, "disagreements": []},
+        {"name": "lb2", "haproxy_running": False, "edge": {}, "consistent": False, "disagreements": ["x"]}]}
+    shown = text_of(render.status(report))
+    assert "Balancers" in shown and "edge blue/green" not in shown
+    lines = [line for line in shown.splitlines() if "lb1" in line or "lb2" in line]
+    assert "blue / green at 5 %" in lines[0] and "yes" in lines[0]
+    assert "not running" in lines[1] and "none" in lines[1] and "no" in lines[1]
+    single = text_of(render.status({**report, "balancers": report["balancers"][:1]}))
+    assert "Balancers" not in single and "edge blue/green at 5 %" in single
+
+
 def test_status_of_a_fresh_site_shows_nothing_deployed():
     empty = {"active": None, "phase": "empty", "candidate_weight": 0, "last_change": None, "haproxy_running": False,
              "colors": {"blue": {"role": None, "share": 0}, "green": {"role": None, "share": 0}},
