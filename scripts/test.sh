@@ -6,7 +6,7 @@
 #   2. scripts/lint.sh: ansible-playbook --syntax-check of every playbook, ansible-lint
 #      (production profile);
 #   3. scripts/molecule.sh: every Molecule scenario (create, converge, idempotence, verify,
-#      destroy), about 16 minutes.
+#      destroy), about 17 minutes.
 # With arguments, only pytest runs, with them: ./scripts/test.sh tests/unit -k engine
 set -euo pipefail
 cd "$(dirname "$0")/.."
