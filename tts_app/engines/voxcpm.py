@@ -156,22 +156,23 @@ class VoxCPMEngine(Engine):
     def stream(self, text: str, voice: str, speed: float = 1.0) -> Iterator[torch.Tensor]:
         guard = GenerationGuard(text, self.native_rate, max_seconds_per_char=self.max_seconds_per_char)
         arguments = self._arguments(text, voice, speed, guard)
+        with self._one_at_a_time:
+            pending = np.zeros(0, dtype=np.float32)
+            for audio in self._generated(arguments, guard):
+                pending = np.concatenate([pending, audio])
+                while pending.shape[0] >= self.chunk_samples:
+                    yield torch.from_numpy(pending[:self.chunk_samples].copy())
+                    pending = pending[self.chunk_samples:]
+            if pending.shape[0]:
+                yield torch.from_numpy(pending.copy())
+
+    def _generated(self, arguments: dict, guard: GenerationGuard) -> Iterator[np.ndarray]:
+        """The model's pieces, judged by the guard, at the manifest's rate."""
         resample = NativeRate() if self.native_rate == self.sample_rate else \
             StreamResampler(self.native_rate, self.sample_rate)
-        pending = np.zeros(0, dtype=np.float32)
-        step = self.chunk_samples
-        with self._one_at_a_time:
-            for piece in self.model.generate_streaming(**arguments):
-                piece = np.asarray(piece, dtype=np.float32).reshape(-1)
-                guard.check(piece)
-                pending = np.concatenate([pending, resample(piece)])
-                while pending.shape[0] >= step:
-                    yield torch.from_numpy(pending[:step].copy())
-                    pending = pending[step:]
-            guard.finish()
-            pending = np.concatenate([pending, resample(np.zeros(0, dtype=np.float32), last=True)])
-        while pending.shape[0] >= step:
-            yield torch.from_numpy(pending[:step].copy())
-            pending = pending[step:]
-        if pending.shape[0]:
-            yield torch.from_numpy(pending.copy())
+        for piece in self.model.generate_streaming(**arguments):
+            piece = np.asarray(piece, dtype=np.float32).reshape(-1)
+            guard.check(piece)
+            yield resample(piece)
+        guard.finish()
+        yield resample(np.zeros(0, dtype=np.float32), last=True)
